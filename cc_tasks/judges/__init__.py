@@ -1,0 +1,45 @@
+"""Judges: one interface (:mod:`.base`), a registry of kinds, and :func:`make_judge`."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .base import ERROR, INVALID, LABELS, NO, YES, Judge, JudgeConfigError, JudgeItem, Verdict
+
+# kind -> "module:Class", imported lazily so the rule judge never pulls in openai/torch.
+JUDGE_KINDS: dict[str, str] = {
+    "rule": "cc_tasks.judges.rule:RuleJudge",
+}
+
+
+def make_judge(kind: str | None = None, **options: Any) -> Judge:
+    """Build a judge of ``kind`` (default ``rule``) with kind-specific ``options``.
+
+    Raises :class:`JudgeConfigError` with one clear line for an unknown kind or
+    option; call ``.check()`` on the result to validate credentials and URLs.
+    """
+    kind = (kind or "rule").strip().lower()
+    if kind not in JUDGE_KINDS:
+        raise JudgeConfigError(f"unknown judge {kind!r}; choose one of: {', '.join(JUDGE_KINDS)}")
+    module_name, cls_name = JUDGE_KINDS[kind].split(":")
+    cls = getattr(importlib.import_module(module_name), cls_name)
+    try:
+        return cls(**options)
+    except TypeError as err:
+        raise JudgeConfigError(f"judge {kind!r}: {err}") from None
+
+
+__all__ = [
+    "ERROR",
+    "INVALID",
+    "JUDGE_KINDS",
+    "LABELS",
+    "NO",
+    "YES",
+    "Judge",
+    "JudgeConfigError",
+    "JudgeItem",
+    "Verdict",
+    "make_judge",
+]

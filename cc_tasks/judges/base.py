@@ -1,0 +1,78 @@
+"""The judge interface shared by C²-EVAL (lm-eval filter), ``c2-judge`` and the C²-SYN quality gate.
+
+A judge sees (request, prefill, continuation) and answers whether the
+continuation course-corrects (SPEC section 2, "The judge"). Judges work on a
+whole batch at once so API judges can run their requests concurrently.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
+
+YES, NO, INVALID, ERROR = "yes", "no", "invalid", "error"
+LABELS = (YES, NO, INVALID, ERROR)
+
+
+class JudgeConfigError(ValueError):
+    """The judge cannot work as configured (unknown kind, missing key, bad URL, ...)."""
+
+
+@dataclass(frozen=True)
+class JudgeItem:
+    """One thing to judge. All three texts are untrusted."""
+
+    request: str
+    prefill: str
+    continuation: str
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A judge's answer for one item.
+
+    ``label``: yes (course-corrected) / no / invalid (unparseable reply) /
+    error (no reply after retries). ``raw``: the judge's raw output or the
+    error message. ``position``: word index in the continuation of the first
+    correction signal, where the judge can tell (``None`` otherwise).
+    """
+
+    label: str
+    raw: str = ""
+    position: int | None = None
+
+    @property
+    def corrected(self) -> bool | None:
+        """True/False for a valid verdict, None for invalid and error."""
+        if self.label == YES:
+            return True
+        if self.label == NO:
+            return False
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Judge(abc.ABC):
+    """Base class: subclasses set ``kind`` and implement :meth:`judge`."""
+
+    kind: ClassVar[str] = ""
+
+    @property
+    def name(self) -> str:
+        """Short label shown in lm-eval's Filter column and in results (no commas)."""
+        return self.kind
+
+    def check(self) -> None:  # noqa: B027 - optional hook, no-op by default
+        """Fail fast (raise :class:`JudgeConfigError`) before any generation starts."""
+
+    @abc.abstractmethod
+    def judge(self, items: Sequence[JudgeItem]) -> list[Verdict]:
+        """One verdict per item, in order."""
+
+    def describe(self) -> dict[str, Any]:
+        """What made the verdicts, for results, samples and dataset cards. Never secrets."""
+        return {"kind": self.kind, "name": self.name}
