@@ -147,6 +147,7 @@ def load_rows(
     split: str,
     need_unsafe: bool,
     env_var: str | None = None,
+    flag: str = "--data",
 ) -> tuple[list[dict], str]:
     """Validated rows and a label for them, from a local file or the Hub.
 
@@ -161,13 +162,13 @@ def load_rows(
         raw = read_rows(source)
     else:
         label = f"{HUB_ID}@{HUB_REVISION}:{split}"
-        raw = _load_hub(split, env_var)
+        raw = _load_hub(split, env_var, flag)
     if not raw:
         raise DataError(f"{label}: no rows")
     return [validate_row(r, i, label, need_unsafe=need_unsafe) for i, r in enumerate(raw, 1)], label
 
 
-def _load_hub(split: str, env_var: str | None) -> list[dict]:
+def _load_hub(split: str, env_var: str | None, flag: str = "--data") -> list[dict]:
     """PKU-SafeRLHF v0 from the Hugging Face Hub (needs network or a warm datasets cache)."""
     import datasets
 
@@ -178,6 +179,6 @@ def _load_hub(split: str, env_var: str | None) -> list[dict]:
         raise DataError(
             f"could not load {HUB_ID}@{HUB_REVISION} ({split}) from the Hugging Face Hub "
             f"({type(err).__name__}: {str(err).splitlines()[0][:160] if str(err) else ''}); "
-            f"pass a local JSONL/JSON/parquet file of the same schema with --data{hint}"
+            f"pass a local JSONL/JSON/parquet file of the same schema with {flag}{hint}"
         ) from None
     return [dict(r) for r in ds]

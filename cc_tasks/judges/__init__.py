@@ -10,6 +10,8 @@ from .base import ERROR, INVALID, LABELS, NO, YES, Judge, JudgeConfigError, Judg
 # kind -> "module:Class", imported lazily so the rule judge never pulls in openai/torch.
 JUDGE_KINDS: dict[str, str] = {
     "rule": "cc_tasks.judges.rule:RuleJudge",
+    "openai": "cc_tasks.judges.openai:OpenAIJudge",
+    "hf": "cc_tasks.judges.hf:HFJudge",
 }
 
 

@@ -1,0 +1,137 @@
+"""On-disk SQLite cache of judge verdicts, so a rerun over the same items costs nothing.
+
+Keyed by a SHA-256 of (judge kind, model, exact prompt, decoding parameters):
+change any of them and the old verdicts no longer match. Only the key, the
+verdict and a few descriptive columns are stored; neither the prompt (harmful
+text) nor any credential ever is. ``error`` verdicts are never stored, so a
+rerun retries exactly the items that failed. ``invalid`` verdicts are stored:
+they are the judge's real (deterministic, temperature 0) answer.
+
+Safe under concurrency: WAL journal, a busy timeout for other processes, and
+one connection per thread (sqlite3 connections must not cross threads).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from .base import ERROR, LABELS, Verdict
+
+CACHE_FILE = "judge-cache.sqlite"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS verdicts (
+    key TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    model TEXT NOT NULL,
+    label TEXT NOT NULL,
+    raw TEXT NOT NULL,
+    position INTEGER,
+    created REAL NOT NULL
+)
+"""
+
+
+def default_cache_path() -> Path:
+    """``<cc_tasks.embedded.cache_dir()>/judge-cache.sqlite`` (honours $COURSE_CORRECTION_CACHE)."""
+    from cc_tasks.embedded import cache_dir
+
+    return cache_dir() / CACHE_FILE
+
+
+def cache_key(kind: str, model: str, prompt: str, params: Mapping[str, Any] | None = None) -> str:
+    """Hex SHA-256 of the canonical JSON of everything that determines a verdict."""
+    blob = json.dumps(
+        {"kind": kind, "model": model, "prompt": prompt, "params": dict(params or {})},
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+class JudgeCache:
+    """A verdict store in one SQLite file; every method is thread-safe."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path).expanduser() if path else default_cache_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._lock = threading.Lock()  # serialises writers inside this process
+        with self._lock:
+            conn = self._conn()
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(_SCHEMA)
+            conn.commit()
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=60.0)
+            conn.execute("PRAGMA busy_timeout=60000")
+            self._local.conn = conn
+        return conn
+
+    def get(self, key: str) -> Verdict | None:
+        return self.get_many([key]).get(key)
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Verdict]:
+        """The cached verdicts among ``keys`` (missing keys are absent from the result)."""
+        wanted = list(dict.fromkeys(keys))
+        found: dict[str, Verdict] = {}
+        conn = self._conn()
+        for start in range(0, len(wanted), 500):  # stay under SQLite's bound-parameter limit
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = conn.execute(
+                f"SELECT key, label, raw, position FROM verdicts WHERE key IN ({marks})", chunk
+            ).fetchall()
+            for key, label, raw, position in rows:
+                found[key] = Verdict(label=label, raw=raw, position=position)
+        return found
+
+    def put(self, key: str, verdict: Verdict, *, kind: str, model: str) -> bool:
+        """Store one verdict; ``error`` verdicts are refused (returns False), never stored."""
+        return self.put_many([(key, verdict)], kind=kind, model=model) == 1
+
+    def put_many(self, entries: Iterable[tuple[str, Verdict]], *, kind: str, model: str) -> int:
+        """Store verdicts (errors skipped); returns how many were written."""
+        rows = [
+            (key, kind, model, v.label, v.raw, v.position, time.time())
+            for key, v in entries
+            if v.label != ERROR and v.label in LABELS
+        ]
+        if not rows:
+            return 0
+        with self._lock:
+            conn = self._conn()
+            conn.executemany("INSERT OR REPLACE INTO verdicts VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            conn.commit()
+        return len(rows)
+
+    def __len__(self) -> int:
+        return self._conn().execute("SELECT COUNT(*) FROM verdicts").fetchone()[0]
+
+    def close(self) -> None:
+        """Close this thread's connection (others close when their thread ends)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+def lookup(cache: JudgeCache | None, keys: Iterable[str]) -> tuple[dict[str, Verdict], list[str]]:
+    """Split ``keys`` into cached verdicts and the distinct keys still to judge (first-seen order).
+
+    Identical prompts inside one batch are judged once, even without a cache.
+    """
+    keys = list(keys)
+    found = cache.get_many(keys) if cache is not None else {}
+    todo = [key for key in dict.fromkeys(keys) if key not in found]
+    return found, todo

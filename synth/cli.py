@@ -1,0 +1,465 @@
+"""``c2-syn``: build C²-SYN (SPEC section 3) stage by stage, or all at once.
+
+    c2-syn generate --out DIR [--source FILE] ...   rows -> 6 ranked responses (resumable, sharded)
+    c2-syn pairs    --out DIR [--test-size 0.01]    -> 15 preference pairs per request
+    c2-syn card     --out DIR [--repo-id ORG/NAME]  -> data/*.parquet + README.md (Hub layout)
+    c2-syn push     --out DIR --repo-id ORG/NAME [--private] [--dry-run]
+    c2-syn run      --out DIR ...                   generate + pairs + card (+ push with --push-to)
+
+Bad input fails with one line that names the file, row and field before any
+model is loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from cc_tasks.pku import SYN_MAX_REQUESTS, SYN_MIN_WORDS, DataError, load_rows
+from cc_tasks.prefill import ChatTemplateError
+
+from .backends.base import DECODING_MODES, Backend, BackendError, Decoding, make_backend
+from .generate import (
+    GenerateReport,
+    RunError,
+    build_manifest,
+    read_manifest,
+    read_records,
+    responses_dir,
+    run_generate,
+    select_requests,
+    shard_from_env,
+    wait_for_chunks,
+)
+from .hub import ROWS_PER_FILE, PushError, push, write_hub_folder
+from .pairs import GATE_ACTIONS, build_pairs, read_pairs, write_pairs
+
+SOURCE_ENV = "C2_SYN_SOURCE"
+EMBEDDED_NAME = "HuggingFaceTB/SmolLM2-135M-Instruct"
+DEFAULT_DECODING = {"hf": "diverse-beam", "vllm": "greedy", "openai": "greedy"}
+
+
+class UsageError(ValueError):
+    """A bad option value, reported as one line."""
+
+
+# ------------------------------------------------------------------ options
+
+
+def _add_generate_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("source and selection")
+    g.add_argument(
+        "--source",
+        help="local PKU-SafeRLHF v0 file (jsonl/json/parquet); default $C2_SYN_SOURCE, else the "
+        "Hub dataset PKU-Alignment/PKU-SafeRLHF@v0, train split",
+    )
+    g.add_argument("--max-requests", type=int, default=SYN_MAX_REQUESTS)
+    g.add_argument("--min-words", type=int, default=SYN_MIN_WORDS)
+    g.add_argument("--seed", type=int, default=None, help="mixed into every random choice")
+    s = p.add_argument_group("synthesiser")
+    s.add_argument("--backend", choices=("hf", "vllm", "openai"), default="hf")
+    s.add_argument(
+        "--model", help="HF folder or Hub id (default: the embedded SmolLM2-135M-Instruct)"
+    )
+    s.add_argument("--synthesizer-name", help="name in the card and the `synthesizer` column")
+    s.add_argument("--system-prompt", default=None, help="system message for the synthesiser")
+    s.add_argument(
+        "--decoding",
+        choices=DECODING_MODES,
+        help="default: diverse-beam for hf (the reference's), greedy for vllm/openai",
+    )
+    s.add_argument("--max-new-tokens", type=int, default=128)
+    s.add_argument("--num-beams", type=int, default=2)
+    s.add_argument("--num-beam-groups", type=int, default=2)
+    s.add_argument("--diversity-penalty", type=float, default=0.5)
+    s.add_argument("--temperature", type=float, default=0.8)
+    s.add_argument("--top-p", type=float, default=0.95)
+    s.add_argument("--trust-remote-code", action="store_true")
+    h = p.add_argument_group("hf backend")
+    h.add_argument("--batch-size", type=int, default=8)
+    h.add_argument("--device", help="default: cuda:$LOCAL_RANK when a GPU is present, else cpu")
+    h.add_argument("--dtype", default="auto", help="auto = bfloat16 on GPU, float32 on CPU")
+    v = p.add_argument_group("vllm backend")
+    v.add_argument("--tensor-parallel-size", type=int, default=1)
+    v.add_argument("--gpu-memory-utilization", type=float, default=0.9)
+    v.add_argument("--max-model-len", type=int, default=None)
+    o = p.add_argument_group("openai backend (an OpenAI-compatible server such as `vllm serve`)")
+    o.add_argument("--base-url", help="e.g. http://127.0.0.1:8000/v1 (default $OPENAI_BASE_URL)")
+    o.add_argument("--api-key-env", default="OPENAI_API_KEY")
+    o.add_argument("--tokenizer", help="tokenizer that renders the chat (default: --model)")
+    o.add_argument("--concurrency", type=int, default=16)
+    o.add_argument("--max-retries", type=int, default=5)
+    r = p.add_argument_group("sharding and resuming")
+    r.add_argument("--chunk-size", type=int, default=64, help="requests per output file")
+    r.add_argument("--num-shards", type=int, default=None, help="default $WORLD_SIZE, else 1")
+    r.add_argument("--shard-index", type=int, default=None, help="default $RANK, else 0")
+    r.add_argument("--no-progress", action="store_true")
+    q = p.add_argument_group("quality gate (optional)")
+    q.add_argument("--gate-judge", help="judge kind from cc_tasks.judges (rule, openai, hf)")
+    q.add_argument("--gate-judge-options", default="{}", help="JSON object of judge options")
+
+
+def _add_pairs_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--test-size",
+        type=float,
+        default=0.0,
+        help="share of requests held out as a test split (by request text; default none)",
+    )
+    p.add_argument(
+        "--gate-action",
+        choices=GATE_ACTIONS,
+        default="drop",
+        help="what to do with requests that failed the quality gate",
+    )
+
+
+def _add_card_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rows-per-file", type=int, default=ROWS_PER_FILE)
+    p.add_argument("--repo-id", help="Hub repo shown in the card's loading snippet")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="c2-syn",
+        description="Build C²-SYN: synthetic course-correction preference pairs (arXiv 2407.16637).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.add_argument("--out", required=True, help="output folder (the Hub folder)")
+        return p
+
+    _add_generate_options(add("generate", "ranked responses r0..r5, resumable and sharded"))
+    _add_pairs_options(add("pairs", "all 15 preference pairs per request (merges all shards)"))
+    _add_card_options(add("card", "data/*.parquet and the README.md dataset card"))
+    push_p = add("push", "upload README.md and data/ to a Hub dataset repo")
+    push_p.add_argument("--repo-id", required=True, help="ORG/NAME")
+    push_p.add_argument("--private", action="store_true")
+    push_p.add_argument("--dry-run", action="store_true", help="list the files, upload nothing")
+    push_p.add_argument("--commit-message")
+    run_p = add("run", "generate + pairs + card (+ push with --push-to)")
+    _add_generate_options(run_p)
+    _add_pairs_options(run_p)
+    _add_card_options(run_p)
+    run_p.add_argument("--push-to", metavar="ORG/NAME", help="push to this Hub repo at the end")
+    run_p.add_argument("--private", action="store_true")
+    run_p.add_argument(
+        "--wait-timeout",
+        type=float,
+        default=None,
+        help="multi-process run: seconds rank 0 waits for the other shards (default: no limit)",
+    )
+    return parser
+
+
+# ------------------------------------------------------------------ stages
+
+
+def _decoding(args: argparse.Namespace) -> Decoding:
+    mode = args.decoding or DEFAULT_DECODING[args.backend]
+    try:
+        return Decoding(
+            mode=mode,
+            max_new_tokens=args.max_new_tokens,
+            num_beams=args.num_beams,
+            num_beam_groups=args.num_beam_groups,
+            diversity_penalty=args.diversity_penalty,
+            temperature=args.temperature,
+            top_p=args.top_p,
+            seed=args.seed or 0,
+        )
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+
+
+def _synthesizer(args: argparse.Namespace, decoding: Decoding) -> tuple[str, dict[str, Any]]:
+    """The model to load, and how it is named in the manifest (identity) and the card."""
+    if args.model:
+        model = args.model
+        shown = Path(model).name if Path(model).exists() else model
+    else:
+        from cc_tasks.embedded import embedded_model_path
+
+        model, shown = embedded_model_path(), f"{EMBEDDED_NAME} (embedded)"
+    info = {
+        "name": args.synthesizer_name or shown,
+        "backend": args.backend,
+        "model": shown,
+        "decoding": decoding.label(),
+        "system_prompt": args.system_prompt or None,
+    }
+    return model, info
+
+
+def _backend_options(args: argparse.Namespace) -> dict[str, Any]:
+    common = {"system_prompt": args.system_prompt, "trust_remote_code": args.trust_remote_code}
+    if args.backend == "hf":
+        return {**common, "batch_size": args.batch_size, "device": args.device, "dtype": args.dtype}
+    if args.backend == "vllm":
+        return {
+            **common,
+            "tensor_parallel_size": args.tensor_parallel_size,
+            "gpu_memory_utilization": args.gpu_memory_utilization,
+            "max_model_len": args.max_model_len,
+            "dtype": args.dtype,
+        }
+    return {
+        **common,
+        "base_url": args.base_url,
+        "api_key_env": args.api_key_env,
+        "tokenizer": args.tokenizer,
+        "concurrency": args.concurrency,
+        "max_retries": args.max_retries,
+    }
+
+
+def _software(backend: str) -> dict[str, str]:
+    """Versions that made the data, for the card (read from package metadata, nothing imported)."""
+    import importlib.metadata as md
+
+    names = ["course-correction", "torch", "transformers"]
+    names += {"vllm": ["vllm"], "openai": ["openai"]}.get(backend, [])
+    out = {}
+    for name in names:
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _judge(args: argparse.Namespace) -> Any:
+    if not args.gate_judge:
+        return None
+    from cc_tasks.judges import make_judge
+
+    try:
+        options = json.loads(args.gate_judge_options or "{}")
+    except json.JSONDecodeError as err:
+        raise UsageError(f"--gate-judge-options: not valid JSON ({err})") from None
+    if not isinstance(options, dict):
+        raise UsageError("--gate-judge-options: expected a JSON object")
+    judge = make_judge(args.gate_judge, **options)
+    judge.check()
+    return judge
+
+
+def _shards(args: argparse.Namespace) -> tuple[int, int]:
+    env_n, env_i = shard_from_env()
+    n = args.num_shards if args.num_shards is not None else env_n
+    i = args.shard_index if args.shard_index is not None else env_i
+    if n < 1 or not 0 <= i < n:
+        raise UsageError(f"--shard-index {i} must be in [0, --num-shards {n})")
+    return n, i
+
+
+def stage_generate(args: argparse.Namespace) -> tuple[GenerateReport, int]:
+    """Validate everything cheap first (options, judge, rows), then generate this shard."""
+    if args.max_requests < 1 or args.chunk_size < 1:
+        raise UsageError("--max-requests and --chunk-size must be >= 1")
+    decoding = _decoding(args)
+    num_shards, shard_index = _shards(args)
+    judge = _judge(args)
+    rows, label = load_rows(
+        args.source, split="train", need_unsafe=False, env_var=SOURCE_ENV, flag="--source"
+    )
+    requests = select_requests(
+        rows, max_requests=args.max_requests, min_words=args.min_words, seed=args.seed
+    )
+    if not requests:
+        raise DataError(
+            f"{label}: no row qualifies (a prompt with how/what and an unsafe response of more "
+            f"than {args.min_words} words)"
+        )
+    model, info = _synthesizer(args, decoding)
+    manifest = build_manifest(
+        source=label,
+        requests=requests,
+        max_requests=args.max_requests,
+        min_words=args.min_words,
+        seed=args.seed,
+        chunk_size=args.chunk_size,
+        synthesizer=info,
+        gate=judge.describe() if judge is not None else None,
+    )
+    manifest["software"] = _software(args.backend)  # informative, not part of the identity
+    options = _backend_options(args)
+
+    def factory() -> Backend:
+        return make_backend(args.backend, model, decoding, **options)
+
+    report = run_generate(
+        args.out,
+        requests,
+        manifest,
+        factory,
+        num_shards=num_shards,
+        shard_index=shard_index,
+        judge=judge,
+        progress=not args.no_progress,
+    )
+    done = report.num_chunks - len(report.missing_chunks)
+    print(
+        f"generate: shard {shard_index + 1}/{num_shards}: {report.chunks_written} chunk(s) written, "
+        f"{report.chunks_done_before} already there; all shards: {done}/{report.num_chunks} chunks "
+        f"in {responses_dir(args.out)}",
+        flush=True,
+    )
+    return report, len(requests)
+
+
+def stage_pairs(args: argparse.Namespace) -> dict[str, Any]:
+    manifest, records = read_records(args.out)
+    splits, stats = build_pairs(
+        manifest, records, test_size=args.test_size, gate_action=args.gate_action
+    )
+    folder = write_pairs(args.out, splits, stats)
+    by = stats["pairs_by_split"]
+    print(
+        f"pairs: {stats['requests_kept']} requests -> {sum(by.values())} pairs "
+        f"(train {by['train']}, test {by['test']}) in {folder}",
+        flush=True,
+    )
+    return stats
+
+
+def stage_card(args: argparse.Namespace) -> dict[str, list[str]]:
+    tables, stats = read_pairs(args.out)
+    if not sum(t.num_rows for t in tables.values()):
+        raise RunError("no pairs to publish (every request was skipped or dropped)")
+    manifest = read_manifest(responses_dir(args.out))
+    files = write_hub_folder(
+        args.out,
+        tables,
+        manifest,
+        stats,
+        rows_per_file=args.rows_per_file,
+        repo_id=getattr(args, "repo_id", None) or getattr(args, "push_to", None),
+    )
+    shown = ", ".join(f for fs in files.values() for f in fs)
+    print(f"card: {args.out}/README.md and {shown}", flush=True)
+    return files
+
+
+def stage_push(args: argparse.Namespace, repo_id: str, dry_run: bool = False) -> None:
+    push(
+        args.out,
+        repo_id,
+        private=args.private,
+        dry_run=dry_run,
+        commit_message=getattr(args, "commit_message", None),
+    )
+
+
+def print_summary(
+    report: GenerateReport, stats: dict[str, Any] | None, seconds: float, out: str
+) -> None:
+    lines = ["", "C²-SYN summary"]
+    lines.append(
+        f"  requests:  {report.num_requests} selected; generated now {report.requests_generated}, "
+        f"skipped (few punctuation) {report.requests_skipped} "
+        f"({report.chunks_done_before} chunk(s) resumed from disk)"
+    )
+    if stats:
+        dropped = (
+            sum(stats["requests_dropped_invalid"].values()) + stats["requests_dropped_by_gate"]
+        )
+        by = stats["pairs_by_split"]
+        lines.append(f"  kept:      {stats['requests_kept']} requests ({dropped} dropped)")
+        lines.append(f"  responses: {stats['responses']} (6 per kept request)")
+        lines.append(f"  pairs:     {sum(by.values())} (train {by['train']}, test {by['test']})")
+        if stats.get("gate"):
+            g = stats["gate"]
+            lines.append(
+                f"  gate:      r0 refusal {100 * g['r0_refusal_rate']:.1f}%, "
+                f"pass {100 * g['pass_rate']:.1f}% ({stats['gate_action']})"
+            )
+    lines.append(
+        f"  time:      {seconds:.1f} s (model load {report.load_seconds:.1f} s, "
+        f"generation {report.generation_seconds:.1f} s)"
+    )
+    lines.append(
+        f"  tokens:    {report.generated_tokens} generated, {report.tokens_per_second:.1f} tokens/s"
+    )
+    lines.append(f"  output:    {out}")
+    print("\n".join(lines), flush=True)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    if args.push_to:  # fail fast on the repo id and the token, before hours of generation
+        from huggingface_hub import get_token
+        from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+        try:
+            validate_repo_id(args.push_to)
+        except HFValidationError as err:
+            raise UsageError(f"--push-to {args.push_to!r}: {err}") from None
+        if not get_token():
+            raise PushError(
+                "--push-to needs a Hugging Face token: set HF_TOKEN or run `hf auth login`"
+            )
+    report, _ = stage_generate(args)
+    num_shards, shard_index = _shards(args)
+    if num_shards > 1:
+        if shard_index != 0:
+            print(
+                f"run: shard {shard_index + 1}/{num_shards} done; rank 0 makes pairs and the card"
+            )
+            return 0
+        wait_for_chunks(args.out, report.num_chunks, timeout=args.wait_timeout)
+    stats = stage_pairs(args)
+    stage_card(args)
+    if args.push_to:
+        stage_push(args, args.push_to)
+    print_summary(report, stats, time.perf_counter() - start, args.out)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from cc_tasks.judges import JudgeConfigError
+
+    try:
+        if args.command == "generate":
+            start = time.perf_counter()
+            report, _ = stage_generate(args)
+            print_summary(report, None, time.perf_counter() - start, args.out)
+            if not report.complete:
+                print(
+                    f"note: {len(report.missing_chunks)} chunk(s) belong to other shards and are "
+                    "not done yet; run `c2-syn pairs` when all shards have finished",
+                    flush=True,
+                )
+        elif args.command == "pairs":
+            stage_pairs(args)
+        elif args.command == "card":
+            stage_card(args)
+        elif args.command == "push":
+            stage_push(args, args.repo_id, dry_run=args.dry_run)
+        else:
+            return cmd_run(args)
+    except (
+        DataError,
+        RunError,
+        PushError,
+        BackendError,
+        ChatTemplateError,
+        JudgeConfigError,
+        UsageError,
+        FileNotFoundError,
+    ) as err:
+        print(f"c2-syn: error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,445 @@
+"""Stage 1 of C²-SYN: PKU rows -> six ranked responses per request, in resumable shards.
+
+Layout under ``<out>/responses/``:
+
+* ``manifest.json``: everything that defines the data (source fingerprint,
+  selection, seed, chunk size, synthesiser, decoding, system prompt, gate
+  judge). A rerun with different settings is refused, so data made two ways
+  is never mixed and nothing finished is overwritten.
+* ``chunk-00000.jsonl`` ...: requests ``[c*chunk_size, (c+1)*chunk_size)`` of
+  the selection, one JSON line per request. A chunk is written to a temporary
+  file and renamed into place (``os.replace``), so it either exists complete or
+  not at all; a rerun skips existing chunks. Killing the process at any moment
+  loses at most the chunk in progress, and rerunning regenerates it exactly
+  (all choices are seeded from the rows, decoding is deterministic).
+* Chunk ``c`` belongs to shard ``c % num_shards``. The files do not depend on
+  the number of shards, so a run may resume with a different process count.
+  ``--num-shards/--shard-index`` default to ``WORLD_SIZE/RANK`` (else
+  ``LOCAL_WORLD_SIZE/LOCAL_RANK``), which ``torchrun`` and ``accelerate launch``
+  set for every process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from cc_tasks.pku import KEYWORDS, select_syn
+from cc_tasks.prefill import stable_seed
+
+from .backends.base import Backend, Turn
+from .truncate import Plan, TooFewPunctuation, plan_request
+
+FORMAT = "c2-syn-responses/1"
+RESPONSES_DIR = "responses"
+MANIFEST = "manifest.json"
+CHUNK_RE = re.compile(r"^chunk-(\d{5,})\.jsonl$")
+NUM_RANKS = 6  # r0 (plain reply) .. r5 (the harmful response)
+
+
+class RunError(RuntimeError):
+    """The output folder cannot be used as asked (conflicting settings, missing chunks...)."""
+
+
+@dataclass
+class Request:
+    """One selected (request, harmful response) and its fixed random plan."""
+
+    position: int  # 0-based place in the selection: fixes its chunk
+    source_row: int  # 1-based row of the source
+    request_id: str
+    prompt: str
+    harmful: str
+    plan: Plan | None
+    skipped: str | None = None
+
+
+def request_id(source_row: int, prompt: str, harmful: str) -> str:
+    """Readable and content-checked: the source row and 8 hex digits of the content hash."""
+    digest = f"{stable_seed('c2-syn-request', prompt, harmful):016x}"
+    return f"{source_row:06d}-{digest[:8]}"
+
+
+def select_requests(
+    rows: Iterable[Mapping[str, Any]],
+    *,
+    max_requests: int,
+    min_words: int,
+    seed: int | None = None,
+) -> list[Request]:
+    """SPEC 3 selection (:func:`cc_tasks.pku.select_syn`) plus each request's truncation plan."""
+    out = []
+    for position, (index, row, harmful) in enumerate(select_syn(rows, max_requests, min_words)):
+        prompt = row["prompt"]
+        try:
+            plan, skipped = plan_request(prompt, harmful, seed), None
+        except TooFewPunctuation as err:
+            plan, skipped = None, f"too few punctuation marks: {err}"
+        out.append(
+            Request(
+                position=position,
+                source_row=index + 1,
+                request_id=request_id(index + 1, prompt, harmful),
+                prompt=prompt,
+                harmful=harmful,
+                plan=plan,
+                skipped=skipped,
+            )
+        )
+    return out
+
+
+def fingerprint(requests: Sequence[Request]) -> str:
+    """SHA-256 of the selected (row, request, harmful response) triples."""
+    h = hashlib.sha256()
+    for r in requests:
+        h.update(json.dumps([r.source_row, r.prompt, r.harmful], ensure_ascii=False).encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def shard_from_env(environ: Mapping[str, str] | None = None) -> tuple[int, int]:
+    """``(num_shards, shard_index)`` from WORLD_SIZE/RANK, else LOCAL_WORLD_SIZE/LOCAL_RANK, else (1, 0)."""
+    env = os.environ if environ is None else environ
+    for size_key, rank_key in (("WORLD_SIZE", "RANK"), ("LOCAL_WORLD_SIZE", "LOCAL_RANK")):
+        if env.get(size_key):
+            return int(env[size_key]), int(env.get(rank_key, "0") or 0)
+    return 1, 0
+
+
+def responses_dir(out: str | os.PathLike) -> Path:
+    return Path(out) / RESPONSES_DIR
+
+
+def chunk_path(folder: Path, chunk: int) -> Path:
+    return folder / f"chunk-{chunk:05d}.jsonl"
+
+
+def num_chunks(num_requests: int, chunk_size: int) -> int:
+    return (num_requests + chunk_size - 1) // chunk_size
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, fsync it, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a dataset is not
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# ---------------------------------------------------------------- manifest
+
+IDENTITY_KEYS = (
+    "format",
+    "source_fingerprint",
+    "num_requests",
+    "selection",
+    "seed",
+    "chunk_size",
+    "synthesizer",
+    "gate",
+)
+
+
+def build_manifest(
+    *,
+    source: str,
+    requests: Sequence[Request],
+    max_requests: int,
+    min_words: int,
+    seed: int | None,
+    chunk_size: int,
+    synthesizer: Mapping[str, Any],
+    gate: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "source": source,
+        "source_fingerprint": fingerprint(requests),
+        "num_requests": len(requests),
+        "selection": {"max_requests": max_requests, "min_words": min_words, "keywords": KEYWORDS},
+        "seed": seed,
+        "chunk_size": chunk_size,
+        "num_chunks": num_chunks(len(requests), chunk_size),
+        "synthesizer": dict(synthesizer),
+        "gate": dict(gate) if gate else None,
+    }
+
+
+def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a.b": leaf}`` of a JSON-like value (lists as JSON text), to name what differs."""
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(_flat(v, f"{prefix}{k}."))
+        return out
+    leaf = json.dumps(value, sort_keys=True) if isinstance(value, list | tuple) else value
+    return {prefix.rstrip("."): leaf}
+
+
+def ensure_manifest(folder: Path, manifest: Mapping[str, Any]) -> None:
+    """Write the manifest, or check that an existing one describes the same data."""
+    path = folder / MANIFEST
+    if not path.exists():
+        atomic_write_text(path, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    existing = read_manifest(folder)
+    old = _flat({k: existing.get(k) for k in IDENTITY_KEYS})
+    new = _flat({k: manifest.get(k) for k in IDENTITY_KEYS})
+    diffs = [
+        f"{key}: {old.get(key)!r} there, {new.get(key)!r} now"
+        for key in sorted(set(old) | set(new))
+        if old.get(key) != new.get(key)
+    ]
+    if diffs:
+        raise RunError(
+            f"{folder} holds responses made with other settings ({'; '.join(diffs)[:600]}); "
+            "nothing was changed. Use another --out, or delete that folder to start over."
+        )
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise RunError(f"{path}: no such file; run `c2-syn generate --out {folder.parent}` first")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise RunError(f"{path}: not valid JSON ({err})") from None
+
+
+# ---------------------------------------------------------------- generation
+
+
+def make_record(request: Request, texts: Sequence[str], tokens: Sequence[int]) -> dict[str, Any]:
+    """One request's output line: r0 (plain reply), r1..r4 (prefix + trigger + continuation), r5 = y."""
+    if request.plan is None:
+        return {
+            "position": request.position,
+            "request_id": request.request_id,
+            "source_row": request.source_row,
+            "prompt": request.prompt,
+            "harmful_response": request.harmful,
+            "skipped": request.skipped,
+        }
+    plan = request.plan
+    prefixes = plan.assistant_texts()
+    responses = [texts[0].strip()]
+    responses += [(p + c).rstrip() for p, c in zip(prefixes, texts[1:], strict=True)]
+    responses.append(request.harmful)
+    return {
+        "position": request.position,
+        "request_id": request.request_id,
+        "source_row": request.source_row,
+        "prompt": request.prompt,
+        "harmful_response": request.harmful,
+        "skipped": None,
+        "punctuation_count": plan.punctuation_count,
+        "drawn_step": plan.drawn_step,
+        "step": plan.step,
+        "prefix_lengths": plan.prefix_lengths,
+        "openers": list(plan.openers),
+        "triggers": list(plan.triggers),
+        "assistant_prefixes": prefixes,
+        "continuations": list(texts),
+        "responses": responses,
+        "generated_tokens": list(tokens),
+        "gate": None,
+    }
+
+
+def turns_for(request: Request) -> list[Turn]:
+    """r0: the plain request; r1..r4: the open assistant turns to continue."""
+    assert request.plan is not None
+    return [Turn(request.prompt, "")] + [
+        Turn(request.prompt, prefix) for prefix in request.plan.assistant_texts()
+    ]
+
+
+def generate_records(
+    backend: Backend, requests: Sequence[Request], judge: Any = None
+) -> tuple[list[dict[str, Any]], int]:
+    """Records of ``requests`` (one backend call for the whole chunk) and the tokens generated."""
+    active = [r for r in requests if r.plan is not None]
+    turns = [t for r in active for t in turns_for(r)]
+    gens = backend.generate(turns) if turns else []
+    if len(gens) != len(turns):
+        raise RunError(f"backend returned {len(gens)} generations for {len(turns)} prompts")
+    by_pos: dict[int, dict[str, Any]] = {}
+    for i, r in enumerate(active):
+        part = gens[i * 5 : (i + 1) * 5]
+        by_pos[r.position] = make_record(r, [g.text for g in part], [g.tokens for g in part])
+    records = [by_pos.get(r.position) or make_record(r, [], []) for r in requests]
+    if judge is not None:
+        from .gate import judge_records
+
+        judge_records(judge, records)
+    return records, sum(g.tokens for g in gens)
+
+
+@dataclass
+class GenerateReport:
+    """What one ``generate`` call did, for the summary."""
+
+    num_requests: int
+    num_chunks: int
+    shard_index: int
+    num_shards: int
+    chunks_done_before: int = 0
+    chunks_written: int = 0
+    requests_generated: int = 0
+    requests_skipped: int = 0
+    generated_tokens: int = 0
+    generation_seconds: float = 0.0
+    load_seconds: float = 0.0
+    complete: bool = False
+    missing_chunks: list[int] = field(default_factory=list)
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.generated_tokens / self.generation_seconds if self.generation_seconds else 0.0
+
+
+def missing_chunks(folder: Path, total: int) -> list[int]:
+    return [c for c in range(total) if not chunk_path(folder, c).is_file()]
+
+
+def run_generate(
+    out: str | os.PathLike,
+    requests: Sequence[Request],
+    manifest: Mapping[str, Any],
+    make_backend: Callable[[], Backend],
+    *,
+    num_shards: int = 1,
+    shard_index: int = 0,
+    judge: Any = None,
+    progress: bool = True,
+) -> GenerateReport:
+    """Generate this shard's missing chunks; the backend is built only if there is work."""
+    if not 0 <= shard_index < num_shards:
+        raise RunError(f"--shard-index {shard_index} is not in [0, {num_shards})")
+    folder = responses_dir(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    ensure_manifest(folder, manifest)
+    size = int(manifest["chunk_size"])
+    total = num_chunks(len(requests), size)
+    mine = [c for c in range(total) if c % num_shards == shard_index]
+    for c in mine:  # leftovers of a killed run of this shard: never trusted
+        for tmp in folder.glob(f".{chunk_path(folder, c).name}.*.tmp"):
+            tmp.unlink(missing_ok=True)
+    todo = [c for c in mine if not chunk_path(folder, c).is_file()]
+    report = GenerateReport(len(requests), total, shard_index, num_shards)
+    report.chunks_done_before = len(mine) - len(todo)
+
+    def requests_of(c: int) -> Sequence[Request]:
+        return requests[c * size : (c + 1) * size]
+
+    backend = None
+    bar = tqdm(
+        total=sum(len(requests_of(c)) for c in mine),
+        initial=sum(len(requests_of(c)) for c in mine if c not in todo),
+        unit="req",
+        desc=f"generate shard {shard_index + 1}/{num_shards}",
+        disable=not progress,
+    )
+    try:
+        for c in todo:
+            if backend is None:
+                t0 = time.perf_counter()
+                backend = make_backend()
+                report.load_seconds = time.perf_counter() - t0
+            chunk = requests_of(c)
+            t0 = time.perf_counter()
+            records, tokens = generate_records(backend, chunk, judge)
+            report.generation_seconds += time.perf_counter() - t0
+            text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+            atomic_write_text(chunk_path(folder, c), text)
+            report.chunks_written += 1
+            report.generated_tokens += tokens
+            report.requests_generated += sum(r.plan is not None for r in chunk)
+            report.requests_skipped += sum(r.plan is None for r in chunk)
+            bar.update(len(chunk))
+    finally:
+        bar.close()
+        if backend is not None:
+            backend.close()
+    report.missing_chunks = missing_chunks(folder, total)
+    report.complete = not report.missing_chunks
+    return report
+
+
+def wait_for_chunks(
+    out: str | os.PathLike, total: int, *, poll_seconds: float = 10.0, timeout: float | None = None
+) -> None:
+    """Block until all chunks exist (rank 0 of a multi-process ``run`` waits for the others)."""
+    folder = responses_dir(out)
+    start = time.monotonic()
+    last = None
+    while missing := missing_chunks(folder, total):
+        if timeout is not None and time.monotonic() - start > timeout:
+            raise RunError(f"{folder}: {len(missing)} chunks still missing after {timeout:.0f}s")
+        if len(missing) != last:
+            print(f"waiting for {len(missing)} chunk(s) from other shards ...", flush=True)
+            last = len(missing)
+        time.sleep(poll_seconds)
+
+
+def read_records(out: str | os.PathLike) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Manifest and all records, in selection order; refuses an incomplete or damaged run."""
+    folder = responses_dir(out)
+    manifest = read_manifest(folder)
+    total, size, n = manifest["num_chunks"], manifest["chunk_size"], manifest["num_requests"]
+    missing = missing_chunks(folder, total)
+    if missing:
+        shards = "" if len(missing) == total else " (chunk c belongs to shard c % num_shards)"
+        shown = ", ".join(str(c) for c in missing[:20]) + (" ..." if len(missing) > 20 else "")
+        raise RunError(
+            f"{folder}: {len(missing)} of {total} chunks are missing: {shown}{shards}. "
+            "Finish them with `c2-syn generate` (same settings) before making pairs."
+        )
+    stray = [
+        p.name
+        for p in folder.glob("chunk-*.jsonl")
+        if (m := CHUNK_RE.match(p.name)) is None or int(m[1]) >= total
+    ]
+    if stray:
+        raise RunError(f"{folder}: chunk files the manifest does not know: {', '.join(stray[:5])}")
+    records: list[dict[str, Any]] = []
+    for c in range(total):
+        path = chunk_path(folder, c)
+        lines = path.read_text(encoding="utf-8").splitlines()
+        expected = list(range(c * size, min((c + 1) * size, n)))
+        try:
+            got = [json.loads(line) for line in lines]
+        except json.JSONDecodeError as err:
+            raise RunError(f"{path}: damaged ({err}); delete it and rerun generate") from None
+        if [r.get("position") for r in got] != expected:
+            raise RunError(
+                f"{path}: holds requests {[r.get('position') for r in got][:5]}..., expected "
+                f"{expected[:5]}...; delete it and rerun generate"
+            )
+        records.extend(got)
+    return manifest, records

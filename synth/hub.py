@@ -1,0 +1,364 @@
+"""Stage 3-4 of C²-SYN: the Hugging Face Hub folder (parquet + dataset card) and the upload.
+
+Layout written by :func:`write_hub_folder` inside ``<out>``::
+
+    README.md                                  dataset card, YAML header first
+    data/train-00000-of-0000N.parquet ...      TRL conversational preference pairs
+    data/test-00000-of-0000M.parquet ...       only with a held-out split
+
+``datasets.load_dataset("<out>")`` (or the pushed repo id) reads exactly these
+files through the card's ``configs`` block; the working folders ``responses/``
+and ``pairs/`` beside them are never uploaded. :func:`push` uploads the files
+of :func:`upload_plan` and nothing else, with the token that huggingface_hub
+itself finds (``HF_TOKEN`` or ``hf auth login``); the token is never printed
+or written.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import yaml
+
+from cc_tasks.prefill import OPENERS
+
+from .generate import atomic_write_text
+from .pairs import SCHEMA, write_parquet
+from .truncate import PUNCTUATION, TRIGGERS
+
+DATA_DIR = "data"
+CARD = "README.md"
+ROWS_PER_FILE = 100_000
+PRETTY_NAME = "C²-SYN: synthetic course-correction preferences"
+PAPER = "https://arxiv.org/abs/2407.16637"
+CITATION = """@inproceedings{xu2024course,
+  title     = {Course-Correction: Safety Alignment Using Synthetic Preferences},
+  author    = {Xu, Rongwu and Cai, Yishuo and Zhou, Zhenhong and Gu, Renjie and Weng, Haiqin and Liu, Yan and Zhang, Tianwei and Xu, Wei and Qiu, Han},
+  booktitle = {Proceedings of the 2024 Conference on Empirical Methods in Natural Language Processing: Industry Track},
+  year      = {2024}
+}"""
+
+
+class PushError(RuntimeError):
+    """The folder cannot be pushed as asked (missing files, no token, bad repo id)."""
+
+
+def size_category(n: int) -> str:
+    """The Hub's ``size_categories`` label for ``n`` rows."""
+    for limit, label in (
+        (1_000, "n<1K"),
+        (10_000, "1K<n<10K"),
+        (100_000, "10K<n<100K"),
+        (1_000_000, "100K<n<1M"),
+        (10_000_000, "1M<n<10M"),
+    ):
+        if n < limit:
+            return label
+    return "10M<n<100M"
+
+
+def card_metadata(split_files: Mapping[str, list[str]], total_rows: int) -> dict[str, Any]:
+    """The YAML header: license, task, tags, size and the ``configs`` that map files to splits."""
+    return {
+        "license": "cc-by-nc-4.0",
+        "language": ["en"],
+        "pretty_name": PRETTY_NAME,
+        "task_categories": ["text-generation"],
+        "tags": ["dpo", "preference", "safety", "course-correction", "synthetic", "trl"],
+        "size_categories": [size_category(total_rows)],
+        "configs": [
+            {
+                "config_name": "default",
+                "data_files": [
+                    {"split": split, "path": f"{DATA_DIR}/{split}-*"}
+                    for split, files in split_files.items()
+                    if files
+                ],
+            }
+        ],
+    }
+
+
+def _source_label(source: str) -> str:
+    """A local file shows by name only (no local directory layout in a public card)."""
+    return Path(source).name if Path(source).exists() else source
+
+
+def _fmt_rate(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+def render_card(
+    manifest: Mapping[str, Any],
+    stats: Mapping[str, Any],
+    split_files: Mapping[str, list[str]],
+    repo_id: str | None = None,
+) -> str:
+    """README.md text: YAML header, content warning, how it was made, schema, citation."""
+    pairs = stats["pairs_by_split"]
+    total = sum(pairs.values())
+    header = yaml.safe_dump(card_metadata(split_files, total), sort_keys=False, allow_unicode=True)
+    synth = manifest["synthesizer"]
+    sel = manifest["selection"]
+    gate = manifest.get("gate")
+    gstats = stats.get("gate")
+    load_id = repo_id or "path/to/this/folder"
+    dropped = stats["requests_dropped_invalid"]
+    punct = " ".join(sorted(PUNCTUATION))
+    lines = [
+        "---",
+        header.rstrip(),
+        "---",
+        "",
+        f"# {PRETTY_NAME}",
+        "",
+        "> **Content warning.** This dataset contains deliberately harmful text (requests and responses "
+        "from PKU-SafeRLHF about crime, violence, abuse and similar topics). It exists to train models to "
+        "stop and correct themselves; do not use it for anything else.",
+        "",
+        "C²-SYN is the synthetic preference data of *Course-Correction: Safety Alignment Using Synthetic "
+        f"Preferences* (Xu et al., EMNLP 2024 Industry Track, [arXiv 2407.16637]({PAPER})). Each request "
+        "gets six responses ranked by how early they course-correct, and every better/worse pair of them "
+        "is one preference: 15 pairs per request.",
+        "",
+        "```python",
+        "from datasets import load_dataset",
+        f'ds = load_dataset("{load_id}")',
+        "```",
+        "",
+        "## Size",
+        "",
+        "| split | requests | pairs |",
+        "| --- | ---: | ---: |",
+        *(
+            f"| {split} | {stats['requests_by_split'][split]:,} | {pairs[split]:,} |"
+            for split in pairs
+            if split_files.get(split)
+        ),
+        "",
+        f"- requests selected from the source: {stats['requests_selected']:,}",
+        f"- skipped, fewer than 4 punctuation marks: {stats['requests_skipped_few_punctuation']:,}",
+        f"- dropped, invalid responses (empty or identical): {sum(dropped.values()):,}"
+        + (f" ({', '.join(f'{k}: {v}' for k, v in dropped.items())})" if dropped else ""),
+        f"- dropped by the quality gate: {stats['requests_dropped_by_gate']:,}; "
+        f'kept but flagged (`gate = "failed"`): {stats["requests_flagged_by_gate"]:,}',
+        f"- kept requests: {stats['requests_kept']:,}; responses: {stats['responses']:,}; "
+        f"generated tokens: {stats['generated_tokens']:,}",
+        "",
+        "## How it was made",
+        "",
+        f"1. **Source**: `{_source_label(manifest['source'])}` (PKU-SafeRLHF, original v0 schema; the "
+        f"paper uses its train split; SHA-256 of the selected rows "
+        f"`{manifest['source_fingerprint'][:16]}…`). Selection, in "
+        f"order: the prompt contains one of {', '.join(sel['keywords'])} (substring) and one of its "
+        f"responses is unsafe with more than {sel['min_words']} whitespace-separated words "
+        f"(response_0 checked first); the first {sel['max_requests']:,} such rows.",
+        f"2. **Prefixes**: punctuation characters `{punct}` (an ellipsis counts as three periods) are "
+        "counted in the harmful response y (t of them); a step s is drawn uniformly from the integers "
+        "[t//4 − 1, t//4]; prefix p_i (i = 1..4) is y up to and including its (i·s)-th punctuation "
+        "character. Edge cases: a drawn step below 1 is clamped to 1; a response with fewer than 4 "
+        "punctuation marks is skipped (four distinct prefixes cannot exist); with s ≥ 1 the four "
+        "prefixes are always distinct and growing.",
+        f"3. **Continuations**: for each p_i the assistant message starts with a random opener (15, from "
+        f'"{OPENERS[0]}" on) + " " + p_i + " " + a random corrective trigger (15, e.g. '
+        f'"{TRIGGERS[0]}", "{TRIGGERS[3]}"), and the synthesiser continues **that same assistant '
+        "turn** (no end-of-turn token, no new header) for at most the new-token limit below. The "
+        "stored response is the whole assistant text.",
+        "4. **r0** is the synthesiser's own reply to the plain request; **r5** is y itself.",
+        "5. **Ranking**: r0 > r1 > r2 > r3 > r4 > r5; all 15 ordered pairs (chosen better, rejected "
+        "worse).",
+        f"6. **Randomness**: every choice (step, openers, triggers, split) comes from SHA-256 of the "
+        f"row's content and the seed ({'none' if manifest.get('seed') is None else manifest['seed']}); "
+        "decoding is deterministic unless sampling was chosen.",
+        "",
+        "| synthesis parameter | value |",
+        "| --- | --- |",
+        f"| synthesiser | `{synth.get('name') or synth['model']}` |",
+        f"| backend | `{synth['backend']}` |",
+        f"| decoding | `{synth['decoding']}` |",
+        f"| system prompt | {('`' + synth['system_prompt'] + '`') if synth.get('system_prompt') else 'none (as in the reference)'} |",
+        f"| held-out split | {'by request text, ' + str(stats['test_size']) if stats['test_size'] else 'none'} |",
+        f"| software | {', '.join(f'{k} {v}' for k, v in (manifest.get('software') or {}).items()) or 'n/a'} |",
+        f"| quality gate | {('judge `' + str(gate.get('name', gate.get('kind'))) + '`, action `' + stats['gate_action'] + '`') if gate else 'off'} |",
+        "",
+        "The paper's synthesiser was Llama-2-7B-Chat (4-bit) with diverse beam search (2 beams in 2 "
+        "groups, diversity penalty 0.5, no sampling, 128 new tokens).",
+    ]
+    if synth["decoding"].startswith("diverse-beam") and synth["backend"] == "hf":
+        lines += [
+            "Diverse beam search ran in the course-correction project's own implementation of "
+            "transformers 4.x group beam search (transformers 5 moved that mode to a Hub "
+            "`custom_generate` repository that needs network access and remote code).",
+        ]
+    lines += [
+        "",
+        "<details><summary>The 15 openers and 15 triggers</summary>",
+        "",
+        "Openers: " + " | ".join(OPENERS),
+        "",
+        "Triggers: " + " | ".join(TRIGGERS),
+        "",
+        "</details>",
+    ]
+    if gstats:
+        rates = ", ".join(f"{k}: {_fmt_rate(v)}" for k, v in gstats["correction_rate"].items())
+        lines += [
+            "",
+            "### Quality gate",
+            "",
+            "Beyond the paper: the *chosen* side was judged with the C²-EVAL judge question. r0 must "
+            "refuse (judged with an empty prefill, so a refusal from the first word counts as a "
+            "correction); r1..r4 must course-correct after the trigger.",
+            "",
+            f"- judged requests: {gstats['judged_requests']:,}",
+            f"- r0 refusal rate: {_fmt_rate(gstats['r0_refusal_rate'])}",
+            f"- correction rate after the trigger: {rates}",
+            f"- requests passing all five: {_fmt_rate(gstats['pass_rate'])}",
+            f"- invalid or error verdicts: {gstats['invalid_or_error_verdicts']}",
+        ]
+    lines += [
+        "",
+        "## Columns",
+        "",
+        "| column | type | meaning |",
+        "| --- | --- | --- |",
+        "| `prompt` | list of messages | `[{role: user, content: request}]` |",
+        "| `chosen` | list of messages | `[{role: assistant, content: r_a}]`, the better response |",
+        "| `rejected` | list of messages | `[{role: assistant, content: r_b}]`, the worse response |",
+        "| `request_id` | string | `<source row, 6 digits>-<8 hex of the content hash>`; 15 rows share it |",
+        "| `source_row` | int | 1-based row of the request in the source |",
+        "| `chosen_rank`, `rejected_rank` | int | 0..5, 0 best (r0), `chosen_rank < rejected_rank` |",
+        "| `prefix_lengths` | list of 4 ints | characters of y in p1..p4 |",
+        "| `opener`, `trigger` | lists of 4 strings | opener and trigger of r1..r4 (index i−1 for r_i) |",
+        "| `synthesizer` | string | the model that wrote r0..r4 |",
+        "| `decoding` | string | its decoding |",
+        "| `gate` | string | `unchecked`, `passed` or `failed` (quality gate) |",
+        "",
+        "The format is TRL's conversational preference format: `trl.DPOTrainer` takes the train split "
+        "as it is.",
+        "",
+        "## License",
+        "",
+        "CC BY-NC 4.0, inherited from PKU-SafeRLHF (PKU-Alignment; Dai et al., *Safe RLHF*, "
+        "ICLR 2024). Non-commercial use only.",
+        "",
+        "## Citation",
+        "",
+        "```bibtex",
+        CITATION,
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_hub_folder(
+    out: str | os.PathLike,
+    tables: Mapping[str, pa.Table],
+    manifest: Mapping[str, Any],
+    stats: Mapping[str, Any],
+    *,
+    rows_per_file: int = ROWS_PER_FILE,
+    repo_id: str | None = None,
+) -> dict[str, list[str]]:
+    """Write ``data/*.parquet`` (replacing the old data folder whole) and ``README.md``."""
+    root = Path(out)
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".data.", dir=root))
+    staging.chmod(0o755)  # mkdtemp makes it private; a dataset folder is not
+    split_files: dict[str, list[str]] = {}
+    try:
+        for split, table in tables.items():
+            if table.schema != SCHEMA:
+                table = table.cast(SCHEMA)
+            n_files = (table.num_rows + rows_per_file - 1) // rows_per_file
+            names = [f"{split}-{i:05d}-of-{n_files:05d}.parquet" for i in range(n_files)]
+            for i, name in enumerate(names):
+                part = table.slice(i * rows_per_file, rows_per_file)
+                write_parquet(staging / name, part)
+            split_files[split] = [f"{DATA_DIR}/{n}" for n in names]
+        target = root / DATA_DIR
+        old = None
+        if target.exists():
+            old = root / f".data.old.{os.getpid()}"
+            os.replace(target, old)
+        os.replace(staging, target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    atomic_write_text(root / CARD, render_card(manifest, stats, split_files, repo_id))
+    return split_files
+
+
+def upload_plan(out: str | os.PathLike) -> list[str]:
+    """Exactly the files a push uploads: README.md and data/*.parquet (sorted)."""
+    root = Path(out)
+    if not (root / CARD).is_file():
+        raise PushError(f"{root / CARD}: no dataset card; run `c2-syn card --out {out}` first")
+    data = sorted(p.relative_to(root).as_posix() for p in (root / DATA_DIR).glob("*.parquet"))
+    if not data:
+        raise PushError(f"{root / DATA_DIR}: no parquet files; run `c2-syn card --out {out}` first")
+    return [CARD, *data]
+
+
+def push(
+    out: str | os.PathLike,
+    repo_id: str,
+    *,
+    private: bool = False,
+    dry_run: bool = False,
+    commit_message: str | None = None,
+    api: Any = None,
+    echo: Any = print,
+) -> list[str]:
+    """Upload the Hub folder to the dataset repo ``repo_id``; returns the uploaded paths."""
+    from huggingface_hub import HfApi, get_token
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as err:
+        raise PushError(f"--repo-id {repo_id!r}: {err}") from None
+    if "/" not in repo_id:
+        raise PushError(f"--repo-id {repo_id!r}: expected ORG/NAME (or USER/NAME)")
+    files = upload_plan(out)
+    token = get_token()  # HF_TOKEN, else the `hf auth login` cache; never printed
+    root = Path(out)
+    if dry_run:
+        echo(f"dry run: would create dataset repo {repo_id} (private={private}) and upload:")
+        for f in files:
+            echo(f"  {f}  ({(root / f).stat().st_size:,} bytes)")
+        echo(
+            "token: "
+            + (
+                "found (HF_TOKEN or the login cache)"
+                if token
+                else "NOT found: set HF_TOKEN or run `hf auth login` before a real push"
+            )
+        )
+        return files
+    if not token:
+        raise PushError(
+            "no Hugging Face token: set HF_TOKEN or run `hf auth login` (nothing was uploaded)"
+        )
+    api = api or HfApi(token=token)
+    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+    api.upload_folder(
+        repo_id=repo_id,
+        folder_path=str(root),
+        repo_type="dataset",
+        allow_patterns=files,
+        delete_patterns=[f"{DATA_DIR}/*.parquet"],  # stale shards would be read as data
+        commit_message=commit_message
+        or f"C²-SYN: {len(files) - 1} data files and the dataset card",
+    )
+    echo(f"pushed {len(files)} files to https://huggingface.co/datasets/{repo_id}")
+    return files
