@@ -1,0 +1,304 @@
+"""``c2-eval``: lm-eval's own CLI with the C²-EVAL tasks, their defaults and up-front input checks.
+
+Usage::
+
+    c2-eval --data rows.jsonl --judge rule --limit 10            # embedded SmolLM2, hf backend
+    c2-eval --model vllm --model_args pretrained=Qwen/Qwen2-7B-Instruct --judge openai
+
+It runs ``lm-eval run`` in this process with, unless given:
+``--tasks c2_eval``, ``--apply_chat_template``, ``--model hf`` with
+``pretrained=<embedded SmolLM2 folder>``; it always adds this package's task
+folder to ``--include_path``. Its own flags (below) become lm-eval
+``--metadata`` keys; every other argument goes to lm-eval unchanged. When every
+requested task is a C²-EVAL task, lm-eval indexes only the include path (not
+its built-in tasks), which saves ~15 s of start-up.
+
+Before lm-eval loads any model it validates the data (every row), the judge
+configuration (``judge.check()``) and, for hf/vllm/sglang, the model's chat
+template. Exit status: 0 ok, 1 judge errors (unless ``--allow-judge-errors``),
+2 bad input or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from cc_tasks import TASK_DIR
+
+PROG = "c2-eval"
+HF_LIKE = ("hf", "hf-auto", "huggingface", "vllm", "sglang")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Run C²-EVAL (Corr@k, Corr_mean) through lm-evaluation-harness.",
+        epilog=(
+            "Every other argument goes to `lm-eval run` unchanged (see `lm-eval run --help`), "
+            "e.g. --model, --model_args, --tasks, --limit, --batch_size, --gen_kwargs, "
+            "--output_path, --log_samples, --use_cache, --metadata."
+        ),
+        allow_abbrev=False,
+    )
+    group = parser.add_argument_group("C²-EVAL (become lm-eval --metadata keys)")
+    group.add_argument(
+        "--data",
+        metavar="FILE",
+        help="local PKU-SafeRLHF v0 rows (JSONL/JSON/parquet); default: $C2_EVAL_DATA, else the Hub",
+    )
+    group.add_argument(
+        "--select",
+        action="store_true",
+        default=None,
+        help="apply the SPEC selection (how/what + unsafe response, first 500) to --data",
+    )
+    group.add_argument(
+        "--seed",
+        type=int,
+        help="seed for the openers (prefills) and for lm-eval's samplers (lm-eval --seed)",
+    )
+    group.add_argument("--paths", type=int, help="sampled continuations per (row, k); default 1")
+    group.add_argument(
+        "--prefill-mode", choices=("word", "token"), help="first k words (default) or tokens"
+    )
+    group.add_argument(
+        "--judge", metavar="KIND", help="judge kind (default rule): rule, openai, hf"
+    )
+    group.add_argument("--judge-model", metavar="NAME", help="judge model (judge option 'model')")
+    group.add_argument("--judge-base-url", metavar="URL", help="judge endpoint ('base_url')")
+    group.add_argument(
+        "--judge-api-key-env", metavar="VAR", help="env var holding the judge's API key"
+    )
+    group.add_argument("--judge-concurrency", type=int, metavar="N", help="judge requests at once")
+    group.add_argument("--judge-cache", metavar="PATH", help="verdict cache file ('cache_path')")
+    group.add_argument(
+        "--no-judge-cache", action="store_true", default=None, help="do not use the verdict cache"
+    )
+    group.add_argument(
+        "--strict",
+        action="store_true",
+        default=None,
+        help="invalid verdicts count as not corrected",
+    )
+    group.add_argument(
+        "--allow-judge-errors",
+        action="store_true",
+        default=None,
+        help="exit 0 even when some judgments failed",
+    )
+    return parser
+
+
+JUDGE_OPTION_FLAGS = {
+    "judge_model": "model",
+    "judge_base_url": "base_url",
+    "judge_api_key_env": "api_key_env",
+    "judge_concurrency": "concurrency",
+    "judge_cache": "cache_path",
+}
+
+
+def metadata_from_flags(ours: argparse.Namespace) -> dict[str, Any]:
+    """The lm-eval metadata keys for the flags the user gave (and only those)."""
+    meta: dict[str, Any] = {}
+    for flag, key in (
+        ("data", "data"),
+        ("select", "select"),
+        ("seed", "seed"),
+        ("paths", "paths"),
+        ("prefill_mode", "prefill_mode"),
+        ("judge", "judge"),
+        ("strict", "strict"),
+        ("allow_judge_errors", "allow_judge_errors"),
+    ):
+        if getattr(ours, flag) is not None:
+            meta[key] = getattr(ours, flag)
+    options = {key: getattr(ours, flag) for flag, key in JUDGE_OPTION_FLAGS.items()}
+    options = {k: v for k, v in options.items() if v is not None}
+    if ours.no_judge_cache:
+        options["use_cache"] = False
+    if options:
+        meta["judge_options"] = options
+    return meta
+
+
+def _has(argv: Sequence[str], *flags: str) -> bool:
+    return any(a == f or a.startswith(f + "=") for a in argv for f in flags)
+
+
+def lm_eval_argv(rest: Sequence[str], ours: argparse.Namespace) -> tuple[list[str], bool]:
+    """lm-eval ``run`` arguments with our defaults; also whether the model was defaulted."""
+    argv = list(rest)
+    if not _has(argv, "--tasks", "-t"):
+        argv += ["--tasks", "c2_eval"]
+    if not _has(argv, "--apply_chat_template"):
+        argv += ["--apply_chat_template"]
+    if ours.seed is not None and not _has(argv, "--seed"):
+        argv += ["--seed", str(ours.seed)]
+    default_model = not _has(argv, "--model", "-M")
+    if default_model:
+        argv += ["--model", "hf"]
+    return argv, default_model
+
+
+def parse_lm_eval(argv: Sequence[str]) -> tuple[Any, argparse.Namespace]:
+    """Parse ``lm-eval run`` arguments with lm-eval's own parser (its help and errors included)."""
+    from lm_eval._cli import HarnessCLI
+
+    saved = sys.argv
+    sys.argv = ["lm-eval", "run", *argv]
+    try:
+        cli = HarnessCLI()
+        return cli, cli.parse_args()
+    finally:
+        sys.argv = saved
+
+
+def _task_names(tasks: Any) -> list[str]:
+    return [t for item in tasks or () for t in str(item).split(",") if t]
+
+
+def wants_c2_eval(tasks: Any) -> bool:
+    return any(name.startswith("c2_eval") for name in _task_names(tasks))
+
+
+def only_c2_eval(tasks: Any) -> bool:
+    names = _task_names(tasks)
+    return bool(names) and all(name.startswith("c2_eval") for name in names)
+
+
+@contextlib.contextmanager
+def own_tasks_only(enabled: bool) -> Iterator[None]:
+    """Let lm-eval index only the include path, not its ~15,000 built-in task configs.
+
+    Used when every requested task is a C²-EVAL task: it saves ~15 s of CPU per
+    run. lm-eval's CLI builds ``lm_eval.tasks.TaskManager(include_path=...,
+    metadata=...)``; during the run that name is a subclass that passes
+    ``include_defaults=False`` (a TaskManager argument), then it is restored.
+    """
+    if not enabled:
+        yield
+        return
+    import lm_eval.tasks
+
+    original = lm_eval.tasks.TaskManager
+
+    class OwnTasksManager(original):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs.setdefault("include_defaults", False)
+            super().__init__(*args, **kwargs)
+
+    lm_eval.tasks.TaskManager = OwnTasksManager
+    try:
+        yield
+    finally:
+        lm_eval.tasks.TaskManager = original
+
+
+def precheck_chat_template(model: str, model_args: Mapping[str, Any], options: Any) -> None:
+    """Render the first prompt with the model's tokenizer before lm-eval loads the model.
+
+    Same checks as the task (prefill at the end, not inside a reasoning block),
+    minutes earlier for big models. Skipped where the tokenizer cannot be loaded
+    here; the task checks again after lm-eval renders the real prompts.
+    """
+    from cc_tasks.c2_eval.utils import build_docs, check_rendered
+    from cc_tasks.prefill import render_open_assistant
+
+    if model not in HF_LIKE and not (model == "local-completions" and model_args.get("tokenizer")):
+        return
+    name = model_args.get("tokenizer") or model_args.get("pretrained")
+    if not isinstance(name, str):
+        return
+    try:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(name)
+    except Exception:  # lm-eval reports model/tokenizer problems in its own words
+        return
+    kwargs: dict[str, Any] = {}
+    if model in HF_LIKE:
+        template_args = model_args.get("chat_template_args")
+        if isinstance(template_args, Mapping):
+            kwargs.update(template_args)
+        if model_args.get("enable_thinking") is not None:
+            kwargs["enable_thinking"] = model_args["enable_thinking"]
+    doc = build_docs(options, 10)[0]
+    text = render_open_assistant(
+        tokenizer, doc["prompt"], doc["prefill"], chat_template_kwargs=kwargs
+    )
+    check_rendered(text, doc)
+
+
+def fail(message: str, code: int = 2) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if _has(argv, "-h", "--help"):
+        parser.print_help()
+        return 0
+    ours, rest = parser.parse_known_args(argv)
+
+    from lm_eval.utils import setup_logging
+
+    from cc_tasks.c2_eval import utils
+    from cc_tasks.judges import JudgeConfigError
+    from cc_tasks.pku import DataError
+    from cc_tasks.prefill import ChatTemplateError
+
+    setup_logging()
+    bad_input = (DataError, utils.C2EvalConfigError, JudgeConfigError, ChatTemplateError)
+    lm_argv, default_model = lm_eval_argv(rest, ours)
+    cli, args = parse_lm_eval(lm_argv)
+
+    args.include_path = [str(TASK_DIR), args.include_path] if args.include_path else str(TASK_DIR)
+    args.metadata = {**(args.metadata or {}), **metadata_from_flags(ours)}
+    model_args = dict(args.model_args or {})
+    if default_model and "pretrained" not in model_args:
+        from cc_tasks.embedded import EmbeddedModelError, embedded_model_path
+
+        try:
+            model_args["pretrained"] = embedded_model_path()
+        except EmbeddedModelError as err:
+            return fail(str(err))
+        args.model_args = model_args
+
+    if wants_c2_eval(args.tasks):
+        try:
+            options = utils.validate_run(model_args | args.metadata)
+            precheck_chat_template(args.model, model_args, options)
+        except bad_input as err:
+            return fail(str(err))
+
+    utils.JUDGE_LEDGER.clear()
+    try:
+        with own_tasks_only(only_c2_eval(args.tasks)):
+            cli.execute(args)
+    except bad_input as err:
+        return fail(str(err))
+
+    errors = sum(entry["errors"] for entry in utils.JUDGE_LEDGER)
+    if errors:
+        allowed = utils.run_options(model_args | args.metadata).allow_judge_errors
+        judged = sum(entry["paths"] for entry in utils.JUDGE_LEDGER)
+        message = (
+            f"{errors} of {judged} judgments failed (label 'error', left out of corr); "
+            "see the log above, rerun (cached verdicts are reused) or re-judge the samples "
+            "with c2-judge"
+        )
+        if not allowed:
+            return fail(message + "; pass --allow-judge-errors to accept", 1)
+        print(f"{PROG}: warning: {message}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
