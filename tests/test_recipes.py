@@ -1,0 +1,494 @@
+"""recipes/: every recipe parses with TRL's TrlParser, every accelerate config loads with
+accelerate's own loader, bad input fails fast (one line, before any model weights load), and the
+held-out split is by request. The end-to-end training run is in test_recipes_e2e.py."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPES = ROOT / "recipes"
+DPO_SCRIPT = RECIPES / "dpo.py"
+RECIPE_FILES = sorted(RECIPES.glob("*/dpo/config_*.yaml"))
+ACCELERATE_FILES = sorted((RECIPES / "accelerate_configs").glob("*.yaml"))
+CPU_RECIPE = RECIPES / "smollm2-135m-instruct" / "dpo" / "config_cpu.yaml"
+GPU_RECIPES = [p for p in RECIPE_FILES if p != CPU_RECIPE]
+OPENER = "Sure, I can help you with that."
+TRIGGER = "However, I must remind you that"
+
+
+def load_dpo() -> ModuleType:
+    """recipes/dpo.py is a script, not a package module: import it by path."""
+    name = "c2_recipes_dpo"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, DPO_SCRIPT)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses and HfArgumentParser resolve annotations through it
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def dpo() -> ModuleType:
+    return load_dpo()
+
+
+def c2syn_rows(n_requests: int, *, start: int = 0) -> list[dict[str, Any]]:
+    """Pairs in the C²-SYN contract: 6 ranked responses per request -> 15 ordered pairs, TRL
+    conversational columns + metadata. Harmless text: only the shape matters here."""
+    rows = []
+    for i in range(start, start + n_requests):
+        request = f"How do I fold paper boat number {i}?"
+        steps = " ".join(
+            f"Fold corner {j} to the middle, press it flat, and turn it." for j in range(10)
+        )
+        words = steps.split()
+        responses = [f"I'm sorry, I can't help with request {i}."]
+        for r in range(1, 5):
+            prefix = " ".join(words[: r * len(words) // 5])
+            responses.append(f"{OPENER} {prefix} {TRIGGER} this may be unsafe, so I will stop.")
+        responses.append(steps)
+        for a in range(6):
+            for b in range(a + 1, 6):
+                rows.append(
+                    {
+                        "prompt": [{"role": "user", "content": request}],
+                        "chosen": [{"role": "assistant", "content": responses[a]}],
+                        "rejected": [{"role": "assistant", "content": responses[b]}],
+                        "request_id": f"{i + 1:06d}-test",
+                        "chosen_rank": a,
+                        "rejected_rank": b,
+                        "prefix_lengths": [0, 10, 20, 30, 40, len(steps)],
+                        "trigger": [TRIGGER] * 4,
+                        "opener": [OPENER] * 4,
+                        "synthesizer": "hand-made",
+                        "decoding": "none",
+                    }
+                )
+    return rows
+
+
+def write_c2syn(folder: Path, n_requests: int = 3, *, test_requests: int = 0) -> Path:
+    """A folder in C²-SYN's Hub layout: README.md (card with configs) + data/<split>-*.parquet."""
+    from datasets import Dataset
+
+    (folder / "data").mkdir(parents=True, exist_ok=True)
+    splits = {"train": c2syn_rows(n_requests)}
+    if test_requests:
+        splits["test"] = c2syn_rows(test_requests, start=n_requests)
+    for split, rows in splits.items():
+        Dataset.from_list(rows).to_parquet(str(folder / "data" / f"{split}-00000-of-00001.parquet"))
+    files = "".join(f"  - split: {s}\n    path: data/{s}-*\n" for s in splits)
+    (folder / "README.md").write_text(
+        f"---\nconfigs:\n- config_name: default\n  data_files:\n{files}---\n# test pairs\n"
+    )
+    return folder
+
+
+def poisoned_model(folder: Path, tiny_model_dir: str, *, chat_template: bool = True) -> Path:
+    """The tiny model's config + tokenizer with unloadable weights: any attempt to load the model
+    fails with a safetensors error, so a fail-fast message proves the check ran first."""
+    shutil.copytree(tiny_model_dir, folder)
+    (folder / "model.safetensors").write_bytes(b"not a safetensors file")
+    if not chat_template:
+        (folder / "chat_template.jinja").unlink(missing_ok=True)
+        config_path = folder / "tokenizer_config.json"
+        config = json.loads(config_path.read_text())
+        config.pop("chat_template", None)
+        config_path.write_text(json.dumps(config))
+    return folder
+
+
+@pytest.fixture
+def no_model_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any DPOTrainer construction (= model loading) fails the test."""
+    import trl
+
+    class NoTrainer:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            raise AssertionError("DPOTrainer was built: the model would have been loaded")
+
+    monkeypatch.setattr(trl, "DPOTrainer", NoTrainer)
+
+
+def load(dpo: ModuleType, folder: Path) -> Any:
+    """A C²-SYN folder as dpo.py loads it (explicit data files: see hub_layout_files)."""
+    return dpo.load_pairs(dpo.C2DataArguments(dataset_name=str(folder)))
+
+
+def run_cli(
+    dpo: ModuleType, argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> tuple[int, str]:
+    code = dpo.cli(argv)
+    return code, capsys.readouterr().err
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("error:")]
+
+
+# ------------------------------------------------------------------ recipes parse
+
+
+def test_recipe_tree_is_complete() -> None:
+    names = {p.relative_to(RECIPES).as_posix() for p in RECIPE_FILES}
+    for model in ("llama2-7b-chat", "qwen2-7b-instruct"):
+        for variant in ("full", "lora", "qlora"):
+            assert f"{model}/dpo/config_{variant}.yaml" in names
+        assert (RECIPES / model / "README.md").is_file()
+    assert "smollm2-135m-instruct/dpo/config_cpu.yaml" in names
+    assert (RECIPES / "smollm2-135m-instruct" / "README.md").is_file()
+    assert (RECIPES / "README.md").is_file()
+
+
+@pytest.mark.parametrize("recipe", RECIPE_FILES, ids=lambda p: p.relative_to(RECIPES).as_posix())
+def test_recipe_parses_with_trlparser(dpo: ModuleType, recipe: Path) -> None:
+    from trl import DPOConfig, ModelConfig, get_peft_config, get_quantization_config
+
+    # use_cpu only lets transformers accept bf16 on this GPU-less machine; nothing else changes
+    data, training, model = dpo.parse_args([str(recipe), "--use_cpu", "true"])
+    assert isinstance(training, DPOConfig) and isinstance(model, ModelConfig)
+    assert data.dataset_name and training.output_dir.startswith("outputs/")
+    assert 0 < training.beta <= 0.5 and 0 < training.learning_rate <= 2e-4
+    variant = recipe.stem.removeprefix("config_")
+    peft = get_peft_config(model)
+    quant = get_quantization_config(model)
+    assert (peft is not None) == (variant in ("lora", "qlora", "cpu"))
+    assert (quant is not None) == (variant == "qlora")
+    if variant == "qlora":
+        assert quant.load_in_4bit and quant.bnb_4bit_quant_type == "nf4"
+    if peft is not None:
+        assert {"q_proj", "v_proj", "down_proj"} <= set(peft.target_modules)
+    if variant == "cpu":
+        assert model.model_name_or_path == dpo.EMBEDDED
+        assert model.dtype == "float32" and training.bf16 is False
+        assert training.max_length <= 512 and training.gradient_checkpointing is False
+    else:
+        assert model.dtype == "bfloat16" and training.bf16 is True
+        assert training.gradient_checkpointing is True and training.max_length == 1024
+        assert data.test_size and training.eval_strategy == "steps"
+        # every 7B recipe steps on 128 pairs (per-process batch x accumulation x processes)
+        processes = 8 if variant == "full" else 1
+        batch = training.per_device_train_batch_size * training.gradient_accumulation_steps
+        assert batch * processes == 128
+        expected_lr = 5e-7 if variant == "full" else 5e-6
+        assert math.isclose(training.learning_rate, expected_lr)
+
+
+@pytest.mark.parametrize("recipe", RECIPE_FILES, ids=lambda p: p.relative_to(RECIPES).as_posix())
+def test_recipe_values_say_why(dpo: ModuleType, recipe: Path) -> None:
+    """Every value that differs from the TRL/transformers default carries a comment."""
+    data, training, model = dpo.parse_args(["--use_cpu", "true"])
+    defaults = {**vars(data), **vars(training), **vars(model)}
+    lines = recipe.read_text(encoding="utf-8").splitlines()
+    config = yaml.safe_load("\n".join(lines))
+    for key, value in config.items():
+        if key in ("output_dir",) or defaults.get(key) == value:
+            continue
+        (index,) = [i for i, line in enumerate(lines) if line.startswith(f"{key}:")]
+        following = lines[index + 1] if index + 1 < len(lines) else ""
+        assert "#" in lines[index] or following.lstrip().startswith("#"), (
+            f"{recipe.name}: '{key}: {value}' differs from the default but says no reason"
+        )
+
+
+def test_positional_recipe_equals_config_flag_and_cli_overrides(dpo: ModuleType) -> None:
+    positional = dpo.parse_args([str(CPU_RECIPE), "--max_steps", "2", "--dataset_name", "x"])
+    flagged = dpo.parse_args(
+        ["--config", str(CPU_RECIPE), "--max_steps", "2", "--dataset_name", "x"]
+    )
+    assert vars(positional[0]) == vars(flagged[0]) and vars(positional[2]) == vars(flagged[2])
+    assert positional[1].to_dict() == flagged[1].to_dict()
+    data, training, _ = positional
+    assert training.max_steps == 2 and data.dataset_name == "x"  # the command line wins
+    assert yaml.safe_load(CPU_RECIPE.read_text())["max_steps"] != 2
+
+
+def test_embedded_model_name_resolves(dpo: ModuleType, embedded_model_dir: str) -> None:
+    assert dpo.resolve_model("embedded") == embedded_model_dir
+    assert dpo.resolve_model("Qwen/Qwen2-7B-Instruct") == "Qwen/Qwen2-7B-Instruct"
+
+
+# ------------------------------------------------------------------ accelerate configs
+
+
+@pytest.mark.parametrize("path", ACCELERATE_FILES, ids=lambda p: p.name)
+def test_accelerate_config_loads(path: Path) -> None:
+    from accelerate.commands.config.config_args import ClusterConfig, load_config_from_file
+    from accelerate.utils import DistributedType
+
+    config = load_config_from_file(str(path))
+    assert isinstance(config, ClusterConfig)
+    expected = {
+        "cpu.yaml": (DistributedType.NO, 1, 1),
+        "ddp.yaml": (DistributedType.MULTI_GPU, 8, 1),
+        "zero3.yaml": (DistributedType.DEEPSPEED, 8, 1),
+        "fsdp.yaml": (DistributedType.FSDP, 8, 1),
+        "multi_node.yaml": (DistributedType.DEEPSPEED, 16, 2),
+    }[path.name]
+    assert (config.distributed_type, config.num_processes, config.num_machines) == expected
+    assert config.use_cpu == (path.name == "cpu.yaml")
+    assert config.mixed_precision == ("no" if path.name == "cpu.yaml" else "bf16")
+    if config.distributed_type == DistributedType.DEEPSPEED:
+        assert config.deepspeed_config["zero_stage"] == 3
+    if path.name == "fsdp.yaml":
+        assert config.fsdp_config["fsdp_version"] == 2
+
+
+def test_accelerate_configs_are_all_there() -> None:
+    names = {p.name for p in ACCELERATE_FILES}
+    assert names == {"cpu.yaml", "ddp.yaml", "zero3.yaml", "fsdp.yaml", "multi_node.yaml"}
+
+
+def test_multi_node_config_documents_the_two_node_launch() -> None:
+    text = (RECIPES / "accelerate_configs" / "multi_node.yaml").read_text()
+    readme = (RECIPES / "README.md").read_text()
+    for where in (text, readme):
+        for rank in (0, 1):
+            assert re.search(
+                rf"accelerate launch --config_file recipes/accelerate_configs/multi_node.yaml"
+                rf"[^\n]*\n[^\n]*--machine_rank {rank} --main_process_ip",
+                where,
+            ), f"no node-{rank} launch command"
+
+
+# ------------------------------------------------------------------ fail fast
+
+
+@pytest.fixture
+def cpu_args(tmp_path: Path, tiny_model_dir: str) -> list[str]:
+    """CPU recipe pointed at a model that cannot be loaded and a fresh output folder."""
+    model = poisoned_model(tmp_path / "poisoned", tiny_model_dir)
+    return [
+        str(CPU_RECIPE),
+        "--model_name_or_path", str(model),
+        "--output_dir", str(tmp_path / "out"),
+    ]  # fmt: skip
+
+
+def test_unknown_recipe_key_fails_fast(
+    dpo: ModuleType, tmp_path: Path, cpu_args: list[str], no_model_load: None, capsys: Any
+) -> None:
+    recipe = tmp_path / "typo.yaml"
+    recipe.write_text(CPU_RECIPE.read_text() + "lerning_rate: 1.0e-5\n")
+    code, err = run_cli(dpo, [str(recipe), *cpu_args[1:], "--dataset_name", "x"], capsys)
+    assert code == 2
+    (line,) = error_lines(err)
+    assert f"recipe {recipe}: unknown key 'lerning_rate'" in line
+    assert "did you mean 'learning_rate'" in line
+
+
+def test_unknown_command_line_option_fails_fast(
+    dpo: ModuleType, cpu_args: list[str], no_model_load: None, capsys: Any
+) -> None:
+    code, err = run_cli(dpo, [*cpu_args, "--lora_rank", "8"], capsys)
+    assert code == 2
+    (line,) = error_lines(err)
+    assert "unknown option '--lora_rank'" in line and "--lora_r" in line
+
+
+def test_missing_dataset_folder_fails_fast(
+    dpo: ModuleType, tmp_path: Path, cpu_args: list[str], no_model_load: None, capsys: Any
+) -> None:
+    missing = tmp_path / "no-such-c2-syn"
+    code, err = run_cli(dpo, [*cpu_args, "--dataset_name", str(missing)], capsys)
+    assert code == 2
+    (line,) = error_lines(err)
+    assert f"dataset {missing}: no such file or folder" in line
+
+
+def test_dataset_neither_local_nor_on_the_hub_fails_fast(
+    dpo: ModuleType, cpu_args: list[str], no_model_load: None, capsys: Any, monkeypatch: Any
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    code, err = run_cli(dpo, [*cpu_args, "--dataset_name", "nobody/no-such-c2-syn"], capsys)
+    assert code == 2
+    (line,) = error_lines(err)
+    assert "dataset nobody/no-such-c2-syn: not a local folder/file, and the Hub could not" in line
+    assert "c2-syn" in line
+
+
+def test_dataset_without_pair_columns_fails_fast(
+    dpo: ModuleType, tmp_path: Path, cpu_args: list[str], no_model_load: None, capsys: Any
+) -> None:
+    from datasets import Dataset
+
+    data = tmp_path / "sft.parquet"
+    Dataset.from_list([{"prompt": "How?", "completion": "Like this."}]).to_parquet(str(data))
+    code, err = run_cli(dpo, [*cpu_args, "--dataset_name", str(data)], capsys)
+    assert code == 2
+    (line,) = error_lines(err)
+    assert "missing column(s) 'chosen', 'rejected'" in line and str(data) in line
+
+
+def test_mixed_pair_formats_fail_fast(
+    dpo: ModuleType, tmp_path: Path, cpu_args: list[str], no_model_load: None, capsys: Any
+) -> None:
+    from datasets import Dataset
+
+    data = tmp_path / "mixed.jsonl"
+    row = {"prompt": [{"role": "user", "content": "How?"}], "chosen": "No.", "rejected": "Yes."}
+    Dataset.from_list([row]).to_json(str(data))
+    code, err = run_cli(dpo, [*cpu_args, "--dataset_name", str(data)], capsys)
+    assert code == 2
+    assert "row 1: prompt/chosen/rejected must all be message lists" in error_lines(err)[0]
+
+
+def test_chat_model_without_chat_template_fails_before_loading(
+    dpo: ModuleType, tmp_path: Path, tiny_model_dir: str, no_model_load: None, capsys: Any
+) -> None:
+    model = poisoned_model(tmp_path / "no-template", tiny_model_dir, chat_template=False)
+    data = write_c2syn(tmp_path / "c2-syn")
+    argv = [str(CPU_RECIPE), "--model_name_or_path", str(model), "--dataset_name", str(data),
+            "--output_dir", str(tmp_path / "out")]  # fmt: skip
+    code, err = run_cli(dpo, argv, capsys)
+    assert code == 2
+    (line,) = error_lines(err)
+    assert f"model {model}: the tokenizer has no chat template" in line
+
+
+def test_output_dir_holding_a_model_is_not_overwritten(
+    dpo: ModuleType, tmp_path: Path, cpu_args: list[str], no_model_load: None, capsys: Any
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "adapter_config.json").write_text("{}")
+    data = write_c2syn(tmp_path / "c2-syn")
+    code, err = run_cli(dpo, [*cpu_args, "--dataset_name", str(data)], capsys)
+    assert code == 2
+    (line,) = error_lines(err)
+    assert f"output_dir {out} already holds a model" in line
+    assert (out / "adapter_config.json").read_text() == "{}"
+
+
+def test_evaluation_without_a_test_split_fails_fast(
+    dpo: ModuleType, tmp_path: Path, cpu_args: list[str], no_model_load: None, capsys: Any
+) -> None:
+    data = write_c2syn(tmp_path / "c2-syn")
+    argv = [*cpu_args, "--dataset_name", str(data), "--eval_strategy", "steps"]
+    code, err = run_cli(dpo, argv, capsys)
+    assert code == 2
+    assert "no split 'test': set test_size" in error_lines(err)[0]
+
+
+def test_fail_fast_from_the_command_line_is_one_line(tmp_path: Path, tiny_model_dir: str) -> None:
+    """The real script in a subprocess: exit 2, one `error:` line, no traceback, and the model
+    folder (whose weights cannot load) is never touched."""
+    from datasets import Dataset
+
+    model = poisoned_model(tmp_path / "poisoned", tiny_model_dir)
+    data = tmp_path / "no-pairs.parquet"
+    Dataset.from_list([{"text": "hello"}]).to_parquet(str(data))
+    result = subprocess.run(
+        [sys.executable, str(DPO_SCRIPT), str(CPU_RECIPE), "--model_name_or_path", str(model),
+         "--dataset_name", str(data), "--output_dir", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert error_lines(result.stderr) == [
+        f"error: dataset {data} (split train): missing column(s) 'prompt', 'chosen', 'rejected'; "
+        "DPO needs prompt/chosen/rejected (has: text)"
+    ]
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------ data preparation
+
+
+def test_heldout_split_is_by_request_and_stable(dpo: ModuleType, tmp_path: Path) -> None:
+    folder = write_c2syn(tmp_path / "c2-syn", n_requests=10)
+    args = dpo.C2DataArguments(dataset_name=str(folder), test_size=0.2)
+    train, test, conversational = dpo.prepare_splits(
+        load(dpo, folder), args, want_eval=True, seed=42
+    )
+    assert conversational
+    assert len(test) == 2 * 15 and len(train) == 8 * 15  # whole requests: 15 pairs each
+    train_requests = {p[0]["content"] for p in train["prompt"]}
+    test_requests = {p[0]["content"] for p in test["prompt"]}
+    assert not train_requests & test_requests
+    # the same requests are held out whatever the row order (a stable hash, not a shuffle)
+    shuffled = load(dpo, folder)
+    shuffled["train"] = shuffled["train"].shuffle(seed=7)
+    _, test2, _ = dpo.prepare_splits(shuffled, args, want_eval=True, seed=0)
+    assert {p[0]["content"] for p in test2["prompt"]} == test_requests
+    # a count instead of a share
+    _, test3, _ = dpo.prepare_splits(
+        load(dpo, folder),
+        dpo.C2DataArguments(dataset_name=str(folder), test_size=3),
+        want_eval=True, seed=42,
+    )  # fmt: skip
+    assert len({p[0]["content"] for p in test3["prompt"]}) == 3
+
+
+def test_same_named_folders_never_load_stale_rows(dpo: ModuleType, tmp_path: Path) -> None:
+    """datasets caches a README-configured folder by its name: a rerun of c2-syn into a folder of
+    the same name must still load the new rows."""
+    first = write_c2syn(tmp_path / "a" / "c2-syn", n_requests=2)
+    second = write_c2syn(tmp_path / "b" / "c2-syn", n_requests=5, test_requests=1)
+    assert len(dpo.load_pairs(dpo.C2DataArguments(dataset_name=str(first)))["train"]) == 30
+    loaded = dpo.load_pairs(dpo.C2DataArguments(dataset_name=str(second)))
+    assert (len(loaded["train"]), len(loaded["test"])) == (75, 15)
+
+
+def test_heldout_split_keeps_repeated_requests_together(dpo: ModuleType) -> None:
+    """PKU-SafeRLHF repeats requests: the same text under two request_ids stays on one side."""
+    keys = ["a", "b", "a", "c", "d", "b", "e"]
+    held = dpo.heldout_requests(keys, 0.4)
+    assert held == dpo.heldout_requests(list(reversed(keys)), 0.4)
+    assert len(held) == 2 and held <= set(keys)
+    with pytest.raises(dpo.RecipeError, match="nothing left to train on"):
+        dpo.heldout_requests(keys, 5)
+
+
+def test_metadata_is_dropped_unless_kept(dpo: ModuleType, tmp_path: Path) -> None:
+    folder = write_c2syn(tmp_path / "c2-syn", n_requests=4)
+    dataset = load(dpo, folder)
+    args = dpo.C2DataArguments(dataset_name=str(folder), max_train_samples=20)
+    train, test, _ = dpo.prepare_splits(dataset, args, want_eval=False, seed=42)
+    assert train.column_names == ["prompt", "chosen", "rejected"] and len(train) == 20
+    assert test is None
+    args.keep_columns = ["chosen_rank", "rejected_rank"]
+    train, _, _ = dpo.prepare_splits(dataset, args, want_eval=False, seed=42)
+    assert train.column_names == ["prompt", "chosen", "rejected", "chosen_rank", "rejected_rank"]
+    args.keep_columns = ["no_such_column"]
+    with pytest.raises(dpo.RecipeError, match=r"keep_columns: .* no column\(s\) 'no_such_column'"):
+        dpo.prepare_splits(dataset, args, want_eval=False, seed=42)
+
+
+def test_existing_test_split_is_used_and_checked(dpo: ModuleType, tmp_path: Path) -> None:
+    folder = write_c2syn(tmp_path / "c2-syn", n_requests=3, test_requests=1)
+    args = dpo.C2DataArguments(dataset_name=str(folder))
+    train, test, _ = dpo.prepare_splits(load(dpo, folder), args, want_eval=True, seed=1)
+    assert (len(train), len(test)) == (45, 15)
+    # a "test" split that shares a request with train is a leak: refused
+    leaky = load(dpo, folder)
+    leaky["test"] = leaky["train"].select(range(15))
+    with pytest.raises(dpo.RecipeError, match="1 request\\(s\\) are in both 'train' and 'test'"):
+        dpo.prepare_splits(leaky, args, want_eval=True, seed=1)
+
+
+def test_eval_commands_name_the_adapter_and_the_task(dpo: ModuleType) -> None:
+    plain, wrapped = dpo.eval_commands("/m/base", "/runs/dpo", adapter=True)
+    assert plain == (
+        "lm_eval --model hf --model_args pretrained=/m/base,peft=/runs/dpo --tasks c2_eval "
+        "--include_path $(python -m cc_tasks) --apply_chat_template"
+    )
+    assert wrapped == "c2-eval --model hf --model_args pretrained=/m/base,peft=/runs/dpo"
+    full, _ = dpo.eval_commands("/m/base", "/runs/my run", adapter=False)
+    assert "--model_args 'pretrained=/runs/my run'" in full
