@@ -13,7 +13,6 @@ model is loaded.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Sequence
@@ -238,15 +237,11 @@ def _software(backend: str) -> dict[str, str]:
 def _judge(args: argparse.Namespace) -> Any:
     if not args.gate_judge:
         return None
-    from cc_tasks.judges import make_judge
+    from cc_tasks.judges import make_judge, parse_options
 
-    try:
-        options = json.loads(args.gate_judge_options or "{}")
-    except json.JSONDecodeError as err:
-        raise UsageError(f"--gate-judge-options: not valid JSON ({err})") from None
-    if not isinstance(options, dict):
-        raise UsageError("--gate-judge-options: expected a JSON object")
-    judge = make_judge(args.gate_judge, **options)
+    judge = make_judge(
+        args.gate_judge, **parse_options(args.gate_judge_options, "--gate-judge-options")
+    )
     judge.check()
     return judge
 

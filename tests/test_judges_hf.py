@@ -68,7 +68,7 @@ def test_batched_greedy_cached(tiny_model_dir: str, tmp_path: Path):
     assert calls == [2, 2, 1]  # batched by batch_size
     assert len(verdicts) == 5 and all(v.label in LABELS for v in verdicts)
     assert all(isinstance(v.raw, str) for v in verdicts)
-    assert judge.last_stats["generated"] == 5
+    assert judge.last_stats["sent"] == 5
 
     # greedy + left padding: batching does not change any answer
     single = hf(tiny_model_dir, tmp_path, batch_size=1, max_new_tokens=3, use_cache=False)
@@ -79,7 +79,7 @@ def test_batched_greedy_cached(tiny_model_dir: str, tmp_path: Path):
     assert again.judge(batch) == verdicts
     assert again._runner is None and again.last_stats["cached"] == 5
     again.judge([*batch, *items(1, tag="new")])
-    assert again.last_stats["generated"] == 1
+    assert again.last_stats["sent"] == 1
 
 
 def test_control_tokens_in_untrusted_text_stay_text(tiny_model_dir: str, tmp_path: Path):

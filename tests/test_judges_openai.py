@@ -220,7 +220,7 @@ def test_yes_no_garbage_counted_right_with_paper_defaults(server: FakeOpenAI, tm
     assert server.requests[0]["headers"]["authorization"] == f"Bearer {FAKE_KEY}"
     assert server.requests[0]["path"] == "/v1/chat/completions"
     assert judge.name == "openai-gpt-4o"
-    assert judge.last_stats["requested"] == 7 and judge.last_stats["invalid"] == 3
+    assert judge.last_stats["sent"] == 7 and judge.last_stats["invalid"] == 3
 
 
 def test_injection_stays_inside_the_delimiters(server: FakeOpenAI, tmp_path: Path):

@@ -37,7 +37,15 @@ from lm_eval.api.filter import Filter
 from lm_eval.api.registry import register_filter
 from lm_eval.api.task import ConfigurableTask
 
-from cc_tasks.judges import ERROR, Judge, JudgeConfigError, JudgeItem, Verdict, make_judge
+from cc_tasks.judges import (
+    ERROR,
+    Judge,
+    JudgeConfigError,
+    JudgeItem,
+    Verdict,
+    make_judge,
+    parse_options,
+)
 from cc_tasks.judges.scoring import score
 from cc_tasks.pku import (
     EVAL_ROWS,
@@ -138,14 +146,7 @@ def resolve_judge(meta: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     kind = kind.strip().lower()
     options = meta.get("judge_options")
     if options is None and (not meta.get("judge") or kind == env_kind):
-        raw = os.environ.get(ENV_JUDGE_OPTIONS)
-        if raw:
-            try:
-                options = json.loads(raw)
-            except json.JSONDecodeError as err:
-                raise JudgeConfigError(f"${ENV_JUDGE_OPTIONS}: not valid JSON ({err})") from None
-            if not isinstance(options, dict):
-                raise JudgeConfigError(f"${ENV_JUDGE_OPTIONS}: expected a JSON object")
+        options = parse_options(os.environ.get(ENV_JUDGE_OPTIONS), f"${ENV_JUDGE_OPTIONS}") or None
     if options is None:
         options = {}
     if not isinstance(options, Mapping):

@@ -38,7 +38,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from cc_tasks.judges import JUDGE_KINDS, Judge, JudgeConfigError, JudgeItem, Verdict, make_judge
+from cc_tasks.judges import (
+    JUDGE_KINDS,
+    Judge,
+    JudgeConfigError,
+    JudgeItem,
+    Verdict,
+    make_judge,
+    parse_options,
+)
 from cc_tasks.judges.scoring import Score, agreement, as_record, reference_list, score
 
 SAMPLE_NAME = re.compile(r"^samples_(?P<task>.+)_(?P<date>\d{4}-\d{2}-\d{2}T[\d.\-]+)\.jsonl$")
@@ -221,19 +229,8 @@ def judge_from_args(args: argparse.Namespace) -> Judge:
     if kind not in JUDGE_KINDS:
         raise JudgeConfigError(f"unknown judge {kind!r}; choose one of: {', '.join(JUDGE_KINDS)}")
     options: dict[str, Any] = {}
-    for source, text in (
-        (OPTIONS_ENV, os.environ.get(OPTIONS_ENV)),
-        ("--judge-options", args.judge_options),
-    ):
-        if not text:
-            continue
-        try:
-            extra = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise JudgeConfigError(f"{source}: not JSON ({err.msg})") from None
-        if not isinstance(extra, dict):
-            raise JudgeConfigError(f"{source}: expected a JSON object of judge options")
-        options.update(extra)
+    options.update(parse_options(os.environ.get(OPTIONS_ENV), OPTIONS_ENV))
+    options.update(parse_options(args.judge_options, "--judge-options"))
     flags = {
         "model": args.judge_model,
         "base_url": args.judge_base_url,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 from typing import Any
 
 from .base import ERROR, INVALID, LABELS, NO, YES, Judge, JudgeConfigError, JudgeItem, Verdict
@@ -13,6 +14,19 @@ JUDGE_KINDS: dict[str, str] = {
     "openai": "cc_tasks.judges.openai:OpenAIJudge",
     "hf": "cc_tasks.judges.hf:HFJudge",
 }
+
+
+def parse_options(text: str | None, source: str) -> dict[str, Any]:
+    """Judge options from a JSON object (a flag or an environment variable named ``source``)."""
+    if not text:
+        return {}
+    try:
+        options = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise JudgeConfigError(f"{source}: not valid JSON ({err.msg})") from None
+    if not isinstance(options, dict):
+        raise JudgeConfigError(f"{source}: expected a JSON object of judge options")
+    return options
 
 
 def make_judge(kind: str | None = None, **options: Any) -> Judge:
@@ -44,4 +58,5 @@ __all__ = [
     "JudgeItem",
     "Verdict",
     "make_judge",
+    "parse_options",
 ]

@@ -18,13 +18,13 @@ from __future__ import annotations
 import importlib.util
 import logging
 import re
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .base import ERROR, INVALID, Judge, JudgeConfigError, JudgeItem, Verdict
-from .cache import JudgeCache, cache_key, lookup
-from .prompt import PROMPT_VERSION, build_messages, merge_system, parse_verdict, prompt_text
+from .base import JudgeConfigError, Verdict
+from .cache import JudgeCache
+from .prompt import PROMPT_VERSION, merge_system, parse_verdict
+from .prompted import Conversation, PromptJudge
 
 log = logging.getLogger(__name__)
 ENGINES = ("auto", "transformers", "vllm")
@@ -35,7 +35,7 @@ def vllm_available() -> bool:
     return importlib.util.find_spec("vllm") is not None
 
 
-class HFJudge(Judge):
+class HFJudge(PromptJudge):
     """A local chat model judging with the shared prompt; greedy, batched, cached."""
 
     kind: ClassVar[str] = "hf"
@@ -76,7 +76,7 @@ class HFJudge(Judge):
 
     # ----------------------------------------------------------------- config
     @property
-    def model_id(self) -> str:
+    def cache_model(self) -> str:
         """What identifies the model in the cache: absolute folder path, else Hub id[@revision]."""
         model = str(self.model or "")
         path = Path(model).expanduser()
@@ -99,7 +99,7 @@ class HFJudge(Judge):
         return {
             "kind": self.kind,
             "name": self.name,
-            "model": self.model_id,
+            "model": self.cache_model,
             "engine": self.resolved_engine() if self.engine in ENGINES else self.engine,
             **self.params(),
             "prompt_version": PROMPT_VERSION,
@@ -146,45 +146,21 @@ class HFJudge(Judge):
             raise self._fail(f"option 'name' must be non-empty and without commas: {self._name!r}")
 
     # ----------------------------------------------------------------- judging
-    def _get_cache(self) -> JudgeCache | None:
-        if not self.use_cache:
-            return None
-        if self._cache is None:
-            self._cache = JudgeCache(self.cache_path)
-        return self._cache
-
-    def judge(self, items: Sequence[JudgeItem]) -> list[Verdict]:
-        """One verdict per item, in order; only uncached prompts reach the model."""
-        self.check()
-        items = list(items)
-        messages = [build_messages(item) for item in items]
-        keys = [
-            cache_key(self.kind, self.model_id, prompt_text(m), self.params()) for m in messages
-        ]
-        cache = self._get_cache()
-        found, todo = lookup(cache, keys)
-        first: dict[str, list[dict[str, str]]] = {}
-        for key, msgs in zip(keys, messages, strict=True):
-            first.setdefault(key, msgs)
-        computed: dict[str, Verdict] = {}
-        if todo:
-            replies = self._generate([first[key] for key in todo])
-            for key, reply in zip(todo, replies, strict=True):
-                computed[key] = Verdict(label=parse_verdict(reply), raw=reply)
-            if cache is not None:
-                cache.put_many(computed.items(), kind=self.kind, model=self.model_id)
-        verdicts = [found.get(key) or computed[key] for key in keys]
-        self.last_stats = {
-            "items": len(items),
-            "cached": sum(key in found for key in keys),
-            "generated": len(todo),
-            "errors": sum(v.label == ERROR for v in verdicts),
-            "invalid": sum(v.label == INVALID for v in verdicts),
+    def _answer(
+        self,
+        todo: list[str],
+        first: dict[str, Conversation],
+        keys: list[str],
+        cache: JudgeCache | None,
+    ) -> dict[str, Verdict]:
+        replies = self._generate([first[key] for key in todo])
+        computed = {
+            key: Verdict(label=parse_verdict(reply), raw=reply)
+            for key, reply in zip(todo, replies, strict=True)
         }
-        (log.warning if self.last_stats["errors"] else log.info)(
-            "judge %s: %s", self.name, self.last_stats
-        )
-        return verdicts
+        if cache is not None:
+            cache.put_many(computed.items(), kind=self.kind, model=self.cache_model)
+        return computed
 
     def _generate(self, conversations: list[list[dict[str, str]]]) -> list[str]:
         if self._runner is None:

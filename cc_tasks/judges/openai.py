@@ -32,15 +32,16 @@ import os
 import re
 import threading
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from cc_tasks.prefill import stable_rng
 
-from .base import ERROR, INVALID, Judge, JudgeConfigError, JudgeItem, Verdict
-from .cache import JudgeCache, cache_key, lookup
-from .prompt import PROMPT_VERSION, build_messages, parse_verdict, prompt_text
+from .base import ERROR, JudgeConfigError, Verdict
+from .cache import JudgeCache
+from .prompt import PROMPT_VERSION, parse_verdict
+from .prompted import Conversation, PromptJudge
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ def parse_retry_after(headers: Any) -> float | None:
     return None
 
 
-class OpenAIJudge(Judge):
+class OpenAIJudge(PromptJudge):
     """GPT-4o (paper setting) or any model behind an OpenAI-compatible URL (e.g. ``vllm serve``)."""
 
     kind: ClassVar[str] = "openai"
@@ -158,6 +159,10 @@ class OpenAIJudge(Judge):
         if self._name:
             return self._name
         return "openai-" + re.sub(r"[^A-Za-z0-9._-]+", "_", str(self.model))
+
+    @property
+    def cache_model(self) -> str:
+        return str(self.model)
 
     def params(self) -> dict[str, Any]:
         """Decoding parameters that change a verdict (part of the cache key)."""
@@ -302,37 +307,17 @@ class OpenAIJudge(Judge):
         return None
 
     # ----------------------------------------------------------------- judging
-    def _get_cache(self) -> JudgeCache | None:
-        if not self.use_cache:
-            return None
-        if self._cache is None:
-            self._cache = JudgeCache(self.cache_path)
-        return self._cache
-
-    def judge(self, items: Sequence[JudgeItem]) -> list[Verdict]:
-        """One verdict per item, in order; cached items send no request."""
+    def _prepare(self) -> None:
         self._validate()
-        items = list(items)
-        messages = [build_messages(item) for item in items]
-        keys = [cache_key(self.kind, self.model, prompt_text(m), self.params()) for m in messages]
-        cache = self._get_cache()
-        found, todo = lookup(cache, keys)
-        first = {}
-        for key, msgs in zip(keys, messages, strict=True):
-            first.setdefault(key, msgs)
-        computed = run_coroutine(self._judge_all(todo, first, keys, cache)) if todo else {}
-        verdicts = [found.get(key) or computed[key] for key in keys]
-        self.last_stats = {
-            "items": len(items),
-            "cached": sum(key in found for key in keys),
-            "requested": len(todo),
-            "errors": sum(v.label == ERROR for v in verdicts),
-            "invalid": sum(v.label == INVALID for v in verdicts),
-        }
-        (log.warning if self.last_stats["errors"] else log.info)(
-            "judge %s: %s", self.name, self.last_stats
-        )
-        return verdicts
+
+    def _answer(
+        self,
+        todo: list[str],
+        first: dict[str, Conversation],
+        keys: list[str],
+        cache: JudgeCache | None,
+    ) -> dict[str, Verdict]:
+        return run_coroutine(self._judge_all(todo, first, keys, cache))
 
     async def _judge_all(
         self,
