@@ -179,6 +179,16 @@ def ratio(baseline: float, ours: float) -> float | None:
     return round(baseline / ours, 3) if ours > 0 else None
 
 
+def add_speedups(sides: list[dict[str, Any]]) -> None:
+    """Give each side its wall and tokens/s speed-up against the last side (the reference)."""
+    ref = sides[-1]
+    for side in sides:
+        side["speedup_wall"] = ratio(ref["seconds"], side["seconds"])
+        side["speedup_tokens_per_s"] = (
+            round(side["tokens_per_s"] / ref["tokens_per_s"], 3) if ref["tokens_per_s"] else None
+        )
+
+
 def per_second(count: float, seconds: float) -> float | None:
     return round(count / seconds, 3) if seconds > 0 else None
 

@@ -228,14 +228,7 @@ def main() -> int:
     assert ours_dtype == ref["dtype"], (ours_dtype, ref["dtype"])
     assert all(s["generations"] == n for s in sides), sides
 
-    ref_side = sides[-1]
-    for s in sides:
-        s["speedup_wall"] = c.ratio(ref_side["seconds"], s["seconds"])
-        s["speedup_tokens_per_s"] = (
-            round(s["tokens_per_s"] / ref_side["tokens_per_s"], 3)
-            if ref_side["tokens_per_s"]
-            else None
-        )
+    c.add_speedups(sides)
     print()
     print(
         c.table(

@@ -187,14 +187,7 @@ def main() -> int:
     identical = sum(
         a == b for a, b in zip(ours["continuations"], ref["continuations"], strict=True)
     )
-    ref_side = sides[-1]
-    for s in sides:
-        s["speedup_wall"] = c.ratio(ref_side["seconds"], s["seconds"])
-        s["speedup_tokens_per_s"] = (
-            round(s["tokens_per_s"] / ref_side["tokens_per_s"], 3)
-            if ref_side["tokens_per_s"]
-            else None
-        )
+    c.add_speedups(sides)
     print()
     print(
         c.table(
