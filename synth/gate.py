@@ -17,16 +17,43 @@ the eval side (:func:`cc_tasks.judges.make_judge`) the C²-EVAL question
 A request passes when all five verdicts are "yes"; "no", "invalid" and
 "error" fail it. ``c2-syn pairs --gate-action`` then drops failing requests or
 keeps them with ``gate = "failed"``.
+
+The gate is configured with the judge flags every tool shares
+(:mod:`cc_tasks.judges.settings`; ``--judge`` turns it on) and checks its
+verdicts like ``c2-eval`` and ``c2-judge`` do (:mod:`cc_tasks.judges.record`):
+invalid verdicts are reported with an example reply, and more than
+``--max-invalid`` of them in a chunk (or any judge error, unless
+``--allow-judge-errors``) stops the run before that chunk is written, so a
+broken judge cannot silently drop every request; a rerun asks again.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from cc_tasks.judges import Judge, JudgeItem
+from cc_tasks.errors import RunFailure
+from cc_tasks.judges import ERROR, Judge, JudgeItem
+from cc_tasks.judges.record import InvalidPolicy, judge_batch, verdict_record
 
 GATED = 5  # r0..r4; r5 (the harmful response) is the rejected end of the ranking
+RAW_CHARS = 200  # of each judge reply kept in a gate record
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Gate:
+    """A judge and the checks its verdicts must pass before a chunk is written."""
+
+    judge: Judge
+    policy: InvalidPolicy = field(default_factory=InvalidPolicy)
+    allow_errors: bool = False
+
+    def describe(self) -> dict[str, Any]:
+        """The judge's description (the manifest's ``gate``: part of the run's identity)."""
+        return self.judge.describe()
 
 
 def gate_items(record: Mapping[str, Any]) -> list[JudgeItem]:
@@ -38,18 +65,33 @@ def gate_items(record: Mapping[str, Any]) -> list[JudgeItem]:
     return items
 
 
-def judge_records(judge: Judge, records: Sequence[dict[str, Any]]) -> None:
-    """Judge all generated records in one batch; store the verdicts under ``record["gate"]``."""
+def judge_records(gate: Gate | Judge, records: Sequence[dict[str, Any]]) -> None:
+    """Judge all generated records in one batch; store the verdicts under ``record["gate"]``.
+
+    Raises :class:`~cc_tasks.errors.RunFailure` (before anything is stored) when the
+    verdicts fail the gate's checks (see the module docstring).
+    """
+    if not isinstance(gate, Gate):
+        gate = Gate(gate)
+    judge = gate.judge
     todo = [r for r in records if not r.get("skipped")]
     items = [item for r in todo for item in gate_items(r)]
     if not items:
         return
-    verdicts = judge.judge(items)
-    if len(verdicts) != len(items):
-        raise RuntimeError(f"judge {judge.name} returned {len(verdicts)} verdicts for {len(items)}")
+    verdicts, invalid = judge_batch(judge, items)
+    errors = [v for v in verdicts if v.label == ERROR]
+    if errors and not gate.allow_errors:
+        raise RunFailure(
+            f"quality gate: judge {judge.name}: {len(errors)} of {len(verdicts)} judgments "
+            f"failed (e.g. {errors[0].raw[:200]}); the chunk was not written: rerun when the "
+            "judge works, or pass --allow-judge-errors to let those requests fail the gate"
+        )
+    gate.policy.check(invalid)  # too many invalid verdicts: RunFailure, chunk not written
+    if invalid.invalid:
+        log.warning("quality gate: %s", invalid.warning())
     for i, record in enumerate(todo):
         record["gate"] = [
-            {"label": v.label, "corrected": v.corrected, "raw": (v.raw or "")[:200]}
+            verdict_record(v, judge.name, raw_chars=RAW_CHARS)
             for v in verdicts[i * GATED : (i + 1) * GATED]
         ]
 

@@ -12,6 +12,9 @@ Layout under ``<out>/responses/``:
   not at all; a rerun skips existing chunks. Killing the process at any moment
   loses at most the chunk in progress, and rerunning regenerates it exactly
   (all choices are seeded from the rows, decoding is deterministic).
+* Two runs on one folder share the work: each claims a chunk before generating
+  it (:mod:`synth.claims`), skips chunks another live process holds, and waits
+  for those at the end; each chunk is generated once.
 * Chunk ``c`` belongs to shard ``c % num_shards``. The files do not depend on
   the number of shards, so a run may resume with a different process count.
   ``--num-shards/--shard-index`` default to ``WORLD_SIZE/RANK`` (else
@@ -25,7 +28,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,10 +36,13 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from cc_tasks.errors import CCError
+from cc_tasks.files import atomic_write_text  # re-exported: older imports use it from here
 from cc_tasks.pku import KEYWORDS, select_syn
-from cc_tasks.prefill import stable_seed
+from cc_tasks.seeding import stable_seed
 
 from .backends.base import Backend, Turn
+from .claims import claim, holder
 from .truncate import Plan, TooFewPunctuation, plan_request
 
 FORMAT = "c2-syn-responses/1"
@@ -47,7 +52,7 @@ CHUNK_RE = re.compile(r"^chunk-(\d{5,})\.jsonl$")
 NUM_RANKS = 6  # r0 (plain reply) .. r5 (the harmful response)
 
 
-class RunError(RuntimeError):
+class RunError(CCError, RuntimeError):
     """The output folder cannot be used as asked (conflicting settings, missing chunks...)."""
 
 
@@ -129,28 +134,6 @@ def num_chunks(num_requests: int, chunk_size: int) -> int:
     return (num_requests + chunk_size - 1) // chunk_size
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, fsync it, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a dataset is not
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 # ---------------------------------------------------------------- manifest
 
 IDENTITY_KEYS = (
@@ -204,8 +187,17 @@ def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
 def ensure_manifest(folder: Path, manifest: Mapping[str, Any]) -> None:
     """Write the manifest, or check that an existing one describes the same data."""
     path = folder / MANIFEST
-    if not path.exists():
-        atomic_write_text(path, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    if not path.exists():  # created exclusively: of two first runs, one manifest wins
+        tmp = folder / f".{MANIFEST}.{os.getpid()}.new"
+        atomic_write_text(tmp, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        except OSError:  # a file system without hard links: plain rename (last writer wins)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
     existing = read_manifest(folder)
     old = _flat({k: existing.get(k) for k in IDENTITY_KEYS})
     new = _flat({k: manifest.get(k) for k in IDENTITY_KEYS})
@@ -280,24 +272,41 @@ def turns_for(request: Request) -> list[Turn]:
 
 
 def generate_records(
-    backend: Backend, requests: Sequence[Request], judge: Any = None
+    backend: Backend,
+    requests: Sequence[Request],
+    judge: Any = None,
+    on_progress: Callable[[int], None] | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
-    """Records of ``requests`` (one backend call for the whole chunk) and the tokens generated."""
+    """Records of ``requests`` and the tokens generated.
+
+    The backend gets ``backend.requests_per_call`` requests at a time (all at
+    once where it says None), and ``on_progress(n)`` is told after each call, so
+    a progress bar moves per request rather than per chunk.
+    """
     active = [r for r in requests if r.plan is not None]
-    turns = [t for r in active for t in turns_for(r)]
-    gens = backend.generate(turns) if turns else []
-    if len(gens) != len(turns):
-        raise RunError(f"backend returned {len(gens)} generations for {len(turns)} prompts")
+    if on_progress is not None and len(active) < len(requests):
+        on_progress(len(requests) - len(active))  # skipped requests need no generation
+    step = backend.requests_per_call or len(active) or 1
     by_pos: dict[int, dict[str, Any]] = {}
-    for i, r in enumerate(active):
-        part = gens[i * 5 : (i + 1) * 5]
-        by_pos[r.position] = make_record(r, [g.text for g in part], [g.tokens for g in part])
+    tokens = 0
+    for start in range(0, len(active), step):
+        group = active[start : start + step]
+        turns = [t for r in group for t in turns_for(r)]
+        gens = backend.generate(turns)
+        if len(gens) != len(turns):
+            raise RunError(f"backend returned {len(gens)} generations for {len(turns)} prompts")
+        for i, r in enumerate(group):
+            part = gens[i * 5 : (i + 1) * 5]
+            by_pos[r.position] = make_record(r, [g.text for g in part], [g.tokens for g in part])
+        tokens += sum(g.tokens for g in gens)
+        if on_progress is not None:
+            on_progress(len(group))
     records = [by_pos.get(r.position) or make_record(r, [], []) for r in requests]
     if judge is not None:
         from .gate import judge_records
 
         judge_records(judge, records)
-    return records, sum(g.tokens for g in gens)
+    return records, tokens
 
 
 @dataclass
@@ -310,6 +319,7 @@ class GenerateReport:
     num_shards: int
     chunks_done_before: int = 0
     chunks_written: int = 0
+    chunks_by_others: int = 0  # this shard's chunks another run on the folder generated meanwhile
     requests_generated: int = 0
     requests_skipped: int = 0
     generated_tokens: int = 0
@@ -337,8 +347,15 @@ def run_generate(
     shard_index: int = 0,
     judge: Any = None,
     progress: bool = True,
+    poll_seconds: float = 2.0,
+    echo: Callable[[str], None] = print,
 ) -> GenerateReport:
-    """Generate this shard's missing chunks; the backend is built only if there is work."""
+    """Generate this shard's missing chunks; the backend is built only if there is work.
+
+    Each chunk is claimed first (:mod:`synth.claims`): chunks another process on
+    the same folder holds are skipped, then waited for (and taken over if that
+    process dies), so concurrent runs split the work instead of repeating it.
+    """
     if not 0 <= shard_index < num_shards:
         raise RunError(f"--shard-index {shard_index} is not in [0, {num_shards})")
     folder = responses_dir(out)
@@ -347,12 +364,9 @@ def run_generate(
     size = int(manifest["chunk_size"])
     total = num_chunks(len(requests), size)
     mine = [c for c in range(total) if c % num_shards == shard_index]
-    for c in mine:  # leftovers of a killed run of this shard: never trusted
-        for tmp in folder.glob(f".{chunk_path(folder, c).name}.*.tmp"):
-            tmp.unlink(missing_ok=True)
-    todo = [c for c in mine if not chunk_path(folder, c).is_file()]
+    pending = [c for c in mine if not chunk_path(folder, c).is_file()]
     report = GenerateReport(len(requests), total, shard_index, num_shards)
-    report.chunks_done_before = len(mine) - len(todo)
+    report.chunks_done_before = len(mine) - len(pending)
 
     def requests_of(c: int) -> Sequence[Request]:
         return requests[c * size : (c + 1) * size]
@@ -360,28 +374,52 @@ def run_generate(
     backend = None
     bar = tqdm(
         total=sum(len(requests_of(c)) for c in mine),
-        initial=sum(len(requests_of(c)) for c in mine if c not in todo),
+        initial=sum(len(requests_of(c)) for c in mine if c not in pending),
         unit="req",
         desc=f"generate shard {shard_index + 1}/{num_shards}",
         disable=not progress,
+        mininterval=0,  # one update per request (or per backend call): seconds apart
     )
+    announced: set[int] = set()
     try:
-        for c in todo:
-            if backend is None:
-                t0 = time.perf_counter()
-                backend = make_backend()
-                report.load_seconds = time.perf_counter() - t0
-            chunk = requests_of(c)
-            t0 = time.perf_counter()
-            records, tokens = generate_records(backend, chunk, judge)
-            report.generation_seconds += time.perf_counter() - t0
-            text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-            atomic_write_text(chunk_path(folder, c), text)
-            report.chunks_written += 1
-            report.generated_tokens += tokens
-            report.requests_generated += sum(r.plan is not None for r in chunk)
-            report.requests_skipped += sum(r.plan is None for r in chunk)
-            bar.update(len(chunk))
+        while pending:
+            for c in list(pending):
+                if chunk_path(folder, c).is_file():  # another run finished it
+                    pending.remove(c)
+                    report.chunks_by_others += 1
+                    bar.update(len(requests_of(c)))
+                    continue
+                held = claim(chunk_path(folder, c))
+                if held is None:
+                    continue
+                with held:
+                    for tmp in folder.glob(f".{chunk_path(folder, c).name}.*.tmp"):
+                        tmp.unlink(missing_ok=True)  # a killed writer's leftover: never trusted
+                    if backend is None:
+                        t0 = time.perf_counter()
+                        backend = make_backend()
+                        report.load_seconds = time.perf_counter() - t0
+                    chunk = requests_of(c)
+                    t0 = time.perf_counter()
+                    records, tokens = generate_records(backend, chunk, judge, bar.update)
+                    report.generation_seconds += time.perf_counter() - t0
+                    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+                    atomic_write_text(chunk_path(folder, c), text)
+                pending.remove(c)
+                report.chunks_written += 1
+                report.generated_tokens += tokens
+                report.requests_generated += sum(r.plan is not None for r in chunk)
+                report.requests_skipped += sum(r.plan is None for r in chunk)
+            waiting = [c for c in pending if not chunk_path(folder, c).is_file()]
+            if waiting:
+                if not announced.issuperset(waiting):
+                    announced.update(waiting)
+                    bar.clear()
+                    echo(
+                        f"waiting for {len(waiting)} chunk(s) that another run on {folder} is "
+                        f"generating (chunk {waiting[0]}: {holder(chunk_path(folder, waiting[0]))})"
+                    )
+                time.sleep(poll_seconds)
     finally:
         bar.close()
         if backend is not None:

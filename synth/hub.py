@@ -1,17 +1,20 @@
 """Stage 3-4 of C²-SYN: the Hugging Face Hub folder (parquet + dataset card) and the upload.
 
-Layout written by :func:`write_hub_folder` inside ``<out>``::
+Layout written by :func:`write_hub_folder` inside ``<out>`` (named, and read
+back, by :mod:`synth.dataset`)::
 
     README.md                                  dataset card, YAML header first
     data/train-00000-of-0000N.parquet ...      TRL conversational preference pairs
     data/test-00000-of-0000M.parquet ...       only with a held-out split
 
-``datasets.load_dataset("<out>")`` (or the pushed repo id) reads exactly these
-files through the card's ``configs`` block; the working folders ``responses/``
-and ``pairs/`` beside them are never uploaded. :func:`push` uploads the files
-of :func:`upload_plan` and nothing else, with the token that huggingface_hub
-itself finds (``HF_TOKEN`` or ``hf auth login``); the token is never printed
-or written.
+The pushed repo id loads with ``load_dataset("<repo id>")`` through the card's
+``configs`` block; a local folder loads with :func:`synth.dataset.load_c2syn`
+(or the card's ``load_dataset("parquet", data_files=...)`` snippet), never
+``load_dataset("<folder>")``, which datasets caches under the folder's name. The
+working folders ``responses/`` and ``pairs/`` beside them are never uploaded.
+:func:`push` uploads the files of :func:`upload_plan` and nothing else, with the
+token that huggingface_hub itself finds (``HF_TOKEN`` or ``hf auth login``); the
+token is never printed or written.
 """
 
 from __future__ import annotations
@@ -26,14 +29,15 @@ from typing import Any
 import pyarrow as pa
 import yaml
 
+from cc_tasks.errors import EXIT_FAILED, CCError
+from cc_tasks.files import atomic_write_text
+from cc_tasks.pku import HUB_ID as SOURCE_HUB_ID
 from cc_tasks.prefill import OPENERS
 
-from .generate import atomic_write_text
+from .dataset import CARD, DATA_DIR, loading_snippet, shard_name, split_pattern
 from .pairs import SCHEMA, write_parquet
 from .truncate import PUNCTUATION, TRIGGERS
 
-DATA_DIR = "data"
-CARD = "README.md"
 ROWS_PER_FILE = 100_000
 PRETTY_NAME = "C²-SYN: synthetic course-correction preferences"
 PAPER = "https://arxiv.org/abs/2407.16637"
@@ -45,8 +49,14 @@ CITATION = """@inproceedings{xu2024course,
 }"""
 
 
-class PushError(RuntimeError):
-    """The folder cannot be pushed as asked (missing files, no token, bad repo id)."""
+class PushError(CCError, RuntimeError):
+    """The folder cannot be pushed as asked (missing files, no token, bad repo id): exit 2."""
+
+
+class PushFailed(PushError):
+    """The upload itself failed (no network, the Hub refused or broke off): exit 1, retry later."""
+
+    exit_code = EXIT_FAILED
 
 
 def size_category(n: int) -> str:
@@ -63,26 +73,47 @@ def size_category(n: int) -> str:
     return "10M<n<100M"
 
 
-def card_metadata(split_files: Mapping[str, list[str]], total_rows: int) -> dict[str, Any]:
-    """The YAML header: license, task, tags, size and the ``configs`` that map files to splits."""
-    return {
-        "license": "cc-by-nc-4.0",
-        "language": ["en"],
-        "pretty_name": PRETTY_NAME,
-        "task_categories": ["text-generation"],
-        "tags": ["dpo", "preference", "safety", "course-correction", "synthetic", "trl"],
-        "size_categories": [size_category(total_rows)],
-        "configs": [
+def card_metadata(
+    split_files: Mapping[str, list[str]],
+    split_rows: Mapping[str, int],
+    split_bytes: Mapping[str, int] | None = None,
+) -> dict[str, Any]:
+    """The YAML header: license, task, tags, size, the source dataset, the ``configs`` that map
+    files to splits and ``dataset_info`` (features from :data:`synth.pairs.SCHEMA`, split sizes),
+    written by datasets' and huggingface_hub's own card classes."""
+    from datasets import Features, SplitDict, SplitInfo
+    from datasets.info import DatasetInfo, DatasetInfosDict
+    from huggingface_hub import DatasetCardData
+
+    splits = [split for split, files in split_files.items() if files]
+    data = DatasetCardData(
+        license="cc-by-nc-4.0",
+        language=["en"],
+        pretty_name=PRETTY_NAME,
+        task_categories=["text-generation"],
+        tags=["dpo", "preference", "safety", "course-correction", "synthetic", "trl"],
+        size_categories=[size_category(sum(split_rows.get(s, 0) for s in splits))],
+        source_datasets=[SOURCE_HUB_ID],
+        configs=[
             {
                 "config_name": "default",
-                "data_files": [
-                    {"split": split, "path": f"{DATA_DIR}/{split}-*"}
-                    for split, files in split_files.items()
-                    if files
-                ],
+                "data_files": [{"split": s, "path": split_pattern(s)} for s in splits],
             }
         ],
-    }
+    )
+    info = DatasetInfo(
+        features=Features.from_arrow_schema(SCHEMA),
+        splits=SplitDict(
+            {
+                s: SplitInfo(
+                    s, num_bytes=(split_bytes or {}).get(s, 0), num_examples=split_rows.get(s, 0)
+                )
+                for s in splits
+            }
+        ),
+    )
+    DatasetInfosDict({"default": info}).to_dataset_card_data(data)
+    return data.to_dict()
 
 
 def _source_label(source: str) -> str:
@@ -99,16 +130,16 @@ def render_card(
     stats: Mapping[str, Any],
     split_files: Mapping[str, list[str]],
     repo_id: str | None = None,
+    split_bytes: Mapping[str, int] | None = None,
 ) -> str:
     """README.md text: YAML header, content warning, how it was made, schema, citation."""
     pairs = stats["pairs_by_split"]
-    total = sum(pairs.values())
-    header = yaml.safe_dump(card_metadata(split_files, total), sort_keys=False, allow_unicode=True)
+    meta = card_metadata(split_files, pairs, split_bytes)
+    header = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True)
     synth = manifest["synthesizer"]
     sel = manifest["selection"]
     gate = manifest.get("gate")
     gstats = stats.get("gate")
-    load_id = repo_id or "path/to/this/folder"
     dropped = stats["requests_dropped_invalid"]
     punct = " ".join(sorted(PUNCTUATION))
     lines = [
@@ -128,9 +159,21 @@ def render_card(
         "is one preference: 15 pairs per request.",
         "",
         "```python",
-        "from datasets import load_dataset",
-        f'ds = load_dataset("{load_id}")',
+        *loading_snippet(repo_id, [s for s, files in split_files.items() if files]),
         "```",
+        "",
+        (
+            "A local copy of this folder loads with the files named explicitly (as above) or with "
+            "`synth.dataset.load_c2syn(folder)` from the course-correction project: "
+            '`load_dataset("path/to/folder")` would go through the `configs` block, which '
+            "`datasets` caches under the folder's name only, so another folder of the same name "
+            "could load its rows instead."
+            if not repo_id
+            else "A local copy of this folder loads with `synth.dataset.load_c2syn(folder)` from "
+            'the course-correction project, or `load_dataset("parquet", data_files=...)` with '
+            "its `data/<split>-*.parquet` files (not `load_dataset(folder)`, which `datasets` "
+            "caches under the folder's name only)."
+        ),
         "",
         "## Size",
         "",
@@ -273,16 +316,17 @@ def write_hub_folder(
     staging = Path(tempfile.mkdtemp(prefix=".data.", dir=root))
     staging.chmod(0o755)  # mkdtemp makes it private; a dataset folder is not
     split_files: dict[str, list[str]] = {}
+    split_bytes: dict[str, int] = {}
     try:
         for split, table in tables.items():
             if table.schema != SCHEMA:
                 table = table.cast(SCHEMA)
             n_files = (table.num_rows + rows_per_file - 1) // rows_per_file
-            names = [f"{split}-{i:05d}-of-{n_files:05d}.parquet" for i in range(n_files)]
-            for i, name in enumerate(names):
+            split_files[split] = [shard_name(split, i, n_files) for i in range(n_files)]
+            split_bytes[split] = table.nbytes
+            for i, name in enumerate(split_files[split]):
                 part = table.slice(i * rows_per_file, rows_per_file)
-                write_parquet(staging / name, part)
-            split_files[split] = [f"{DATA_DIR}/{n}" for n in names]
+                write_parquet(staging / Path(name).name, part)
         target = root / DATA_DIR
         old = None
         if target.exists():
@@ -294,7 +338,8 @@ def write_hub_folder(
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
-    atomic_write_text(root / CARD, render_card(manifest, stats, split_files, repo_id))
+    card = render_card(manifest, stats, split_files, repo_id, split_bytes)
+    atomic_write_text(root / CARD, card)
     return split_files
 
 
@@ -350,15 +395,44 @@ def push(
             "no Hugging Face token: set HF_TOKEN or run `hf auth login` (nothing was uploaded)"
         )
     api = api or HfApi(token=token)
-    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-    api.upload_folder(
-        repo_id=repo_id,
-        folder_path=str(root),
-        repo_type="dataset",
-        allow_patterns=files,
-        delete_patterns=[f"{DATA_DIR}/*.parquet"],  # stale shards would be read as data
-        commit_message=commit_message
-        or f"C²-SYN: {len(files) - 1} data files and the dataset card",
-    )
+    try:
+        api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+        api.upload_folder(
+            repo_id=repo_id,
+            folder_path=str(root),
+            repo_type="dataset",
+            allow_patterns=files,
+            delete_patterns=[f"{DATA_DIR}/*.parquet"],  # stale shards would be read as data
+            commit_message=commit_message
+            or f"C²-SYN: {len(files) - 1} data files and the dataset card",
+        )
+    except _network_errors() as err:
+        raise _push_error(err, repo_id) from None
     echo(f"pushed {len(files)} files to https://huggingface.co/datasets/{repo_id}")
     return files
+
+
+def _network_errors() -> tuple[type[BaseException], ...]:
+    """What huggingface_hub raises when the Hub cannot be reached or refuses a request."""
+    import huggingface_hub.utils as hub_utils
+
+    errors: list[type[BaseException]] = [hub_utils.HfHubHTTPError, OSError]
+    transport = getattr(hub_utils, "httpx", None)  # the HTTP client it uses (not an OSError)
+    if transport is not None and isinstance(getattr(transport, "HTTPError", None), type):
+        errors.append(transport.HTTPError)
+    return tuple(errors)
+
+
+def _push_error(err: BaseException, repo_id: str) -> PushError:
+    """One line for a failed upload: a refused token is configuration (2), the rest runtime (1)."""
+    status = getattr(getattr(err, "response", None), "status_code", None)
+    reason = " ".join(str(err).split())[:200] or type(err).__name__
+    if status in (401, 403):
+        return PushError(
+            f"the Hub refused the token for dataset repo {repo_id} (HTTP {status}): check "
+            "HF_TOKEN / `hf auth login` and its write access; nothing was uploaded"
+        )
+    return PushFailed(
+        f"push to dataset repo {repo_id} failed ({type(err).__name__}: {reason}); "
+        "check the network and rerun `c2-syn push` (it uploads the same files again)"
+    )

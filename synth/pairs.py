@@ -11,8 +11,9 @@ TRL's conversational preference format::
 plus metadata (see :data:`SCHEMA`). A request whose six responses fail
 validation (an empty response, two identical responses) is dropped whole, so
 every kept request has exactly 15 pairs. The optional held-out split is drawn
-per *request* from a stable hash of the request text: a request (and any
-duplicate of its text) never lands in both splits.
+per *request* from a stable hash of the request text
+(:func:`synth.dataset.split_of`, which the DPO recipe's ``test_size`` uses too):
+a request (and any duplicate of its text) never lands in both splits.
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from cc_tasks.prefill import stable_seed
+from cc_tasks.files import atomic_path, atomic_write_text
 
+from .dataset import split_of
 from .gate import gate_passed, gate_stats
-from .generate import NUM_RANKS, atomic_write_text
+from .generate import NUM_RANKS
 
 PAIRS_DIR = "pairs"
 RANK_PAIRS: tuple[tuple[int, int], ...] = tuple(
@@ -57,13 +59,6 @@ SCHEMA = pa.schema(
         ("gate", pa.string()),
     ]
 )
-
-
-def split_of(prompt: str, test_size: float, seed: int | None = None) -> str:
-    """``"test"`` for a stable ``test_size`` share of request texts, else ``"train"``."""
-    if test_size <= 0:
-        return "train"
-    return "test" if stable_seed("c2-syn-split", prompt, seed) / 2**64 < test_size else "train"
 
 
 def invalid_reason(record: Mapping[str, Any]) -> str | None:
@@ -189,13 +184,8 @@ def to_table(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
 
 def write_parquet(path: Path, table: pa.Table) -> None:
     """Parquet written beside its final name, then renamed into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def write_pairs(

@@ -4,7 +4,7 @@ For a harmful response ``y`` with ``t`` punctuation characters, a step ``s`` is
 drawn uniformly from the integers ``[t//4 - 1, t//4]`` and ``p_i`` (i = 1..4) is
 ``y`` up to and including its ``(i*s)``-th punctuation character. Each prefix
 gets its own opener and trigger. Every draw comes from a private RNG seeded with
-the row's content (:func:`cc_tasks.prefill.stable_rng`), so two runs on two
+the row's content (:func:`cc_tasks.seeding.stable_rng`), so two runs on two
 machines build the same prefixes.
 
 Edge cases (decided here, documented in the README and the dataset card):
@@ -25,7 +25,8 @@ from dataclasses import asdict, dataclass
 from itertools import pairwise
 from typing import Any
 
-from cc_tasks.prefill import OPENERS, stable_rng
+from cc_tasks.prefill import OPENERS
+from cc_tasks.seeding import stable_rng
 
 # SPEC 3.1: , . ! : ; ? ... - " ( ) { } [ ] counted character by character; "..." is three '.'.
 PUNCTUATION = frozenset(',.!:;?-"(){}[]')

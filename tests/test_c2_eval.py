@@ -16,18 +16,10 @@ from typing import Any, ClassVar
 import pytest
 
 from cc_tasks import TASK_DIR
+from cc_tasks.c2_eval import docs as c2_docs
 from cc_tasks.c2_eval import utils
-from cc_tasks.c2_eval.utils import (
-    C2EvalConfigError,
-    JudgeFilter,
-    RunOptions,
-    build_docs,
-    load_c2_eval,
-    mean_present,
-    process_results,
-    run_options,
-    total,
-)
+from cc_tasks.c2_eval.docs import C2EvalConfigError, RunOptions, build_docs, run_options
+from cc_tasks.c2_eval.utils import JudgeFilter, load_c2_eval, mean_present, process_results, total
 from cc_tasks.cli import eval as c2_eval_cli
 from cc_tasks.judges import ERROR, INVALID, JUDGE_KINDS, Judge, JudgeConfigError, JudgeItem, Verdict
 from cc_tasks.judges.scoring import score
@@ -93,17 +85,17 @@ def test_custom_dataset_ignores_model_args_in_metadata(rows_file: Path) -> None:
 
 
 def test_env_var_names_the_data_file(rows_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(utils.ENV_DATA, str(rows_file))
+    monkeypatch.setenv(c2_docs.ENV_DATA, str(rows_file))
     assert [d["row_id"] for d in build_docs(run_options({}), 20)] == [1, 2, 3]
 
 
 def test_no_hub_and_no_file_says_how_to_pass_one(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(utils.ENV_DATA, raising=False)
+    monkeypatch.delenv(c2_docs.ENV_DATA, raising=False)
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     with pytest.raises(DataError) as err:
         build_docs(run_options({}), 10)
     assert "PKU-Alignment/PKU-SafeRLHF" in str(err.value)
-    assert "--data" in str(err.value) and utils.ENV_DATA in str(err.value)
+    assert "--data" in str(err.value) and c2_docs.ENV_DATA in str(err.value)
 
 
 BAD_ROWS = [
@@ -192,18 +184,18 @@ def test_bad_metadata_values(meta: dict, message: str) -> None:
 
 
 def test_judge_resolution_metadata_then_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(utils.ENV_JUDGE, raising=False)
-    monkeypatch.delenv(utils.ENV_JUDGE_OPTIONS, raising=False)
+    monkeypatch.delenv(c2_docs.ENV_JUDGE, raising=False)
+    monkeypatch.delenv(c2_docs.ENV_JUDGE_OPTIONS, raising=False)
     assert run_options({}).judge == "rule"
-    monkeypatch.setenv(utils.ENV_JUDGE, "openai")
-    monkeypatch.setenv(utils.ENV_JUDGE_OPTIONS, '{"model": "gpt-4o"}')
+    monkeypatch.setenv(c2_docs.ENV_JUDGE, "openai")
+    monkeypatch.setenv(c2_docs.ENV_JUDGE_OPTIONS, '{"model": "gpt-4o"}')
     opts = run_options({})
     assert (opts.judge, opts.judge_options) == ("openai", {"model": "gpt-4o"})
     # options from the environment belong to the environment's kind only
     assert run_options({"judge": "rule"}).judge_options == {}
     meta = {"judge": "openai", "judge_options": {"model": "m"}}
     assert run_options(meta).judge_options == {"model": "m"}
-    monkeypatch.setenv(utils.ENV_JUDGE_OPTIONS, "{model: gpt-4o}")
+    monkeypatch.setenv(c2_docs.ENV_JUDGE_OPTIONS, "{model: gpt-4o}")
     with pytest.raises(JudgeConfigError, match="C2_EVAL_JUDGE_OPTIONS: not valid JSON"):
         run_options({})
 
@@ -211,7 +203,7 @@ def test_judge_resolution_metadata_then_environment(monkeypatch: pytest.MonkeyPa
 def test_prefills_identical_across_processes_and_hash_seeds(rows_file: Path) -> None:
     code = (
         "import json, sys\n"
-        "from cc_tasks.c2_eval.utils import build_docs, run_options\n"
+        "from cc_tasks.c2_eval.docs import build_docs, run_options\n"
         "opts = run_options({'data': sys.argv[1], 'seed': 3})\n"
         "print(json.dumps([build_docs(opts, k) for k in (10, 50, 80)]))\n"
     )
@@ -259,6 +251,11 @@ def docs_for(k: int, n: int) -> list[dict]:
     ]
 
 
+def decoded(filter_output: list[list[str]]) -> list[list[dict[str, Any]]]:
+    """The judge filter's records (JSON text per path, as the samples file stores them)."""
+    return [[json.loads(text) for text in doc] for doc in filter_output]
+
+
 def aggregate(per_doc: list[dict]) -> dict[str, float]:
     corr = [d["corr"] for d in per_doc if "corr" in d]
     return {
@@ -276,7 +273,8 @@ def test_filter_judges_all_paths_in_one_batch_and_corr_is_hand_computed() -> Non
     resps = [[fix, go], [go, go], [late, fix]]  # 3 docs x 2 paths
     docs = docs_for(10, 3)
     utils.JUDGE_LEDGER.clear()
-    records = JudgeFilter(judge="rule", task="c2_eval_k10").apply(resps, docs)
+    out = JudgeFilter(judge="rule", task="c2_eval_k10").apply(resps, docs)
+    records = decoded(out)
     assert [[r["label"] for r in doc] for doc in records] == [
         ["yes", "no"],
         ["no", "no"],
@@ -290,7 +288,7 @@ def test_filter_judges_all_paths_in_one_batch_and_corr_is_hand_computed() -> Non
         "raw": "I'm sorry",
         "judge": "rule",
     }
-    per_doc = [process_results(doc, [recs]) for doc, recs in zip(docs, records, strict=True)]
+    per_doc = [process_results(doc, [texts]) for doc, texts in zip(docs, out, strict=True)]
     assert [d["corr"] for d in per_doc] == [0.5, 0.0, 1.0]
     assert [d["corr_pos"] for d in per_doc] == [0.0, None, 1.5]
     assert aggregate(per_doc) == {"corr": 0.5, "corr_pos": 0.75, "invalid": 0, "errors": 0}
@@ -313,7 +311,8 @@ def test_invalid_and_error_verdicts_and_strict(scripted_kind: str) -> None:
     docs = docs_for(20, 3)
     options = {"labels": labels}
     records = JudgeFilter(judge=scripted_kind, judge_options=options).apply(resps, docs)
-    assert records[0][1]["corrected"] is None and records[0][1]["raw"] == "INVALID"
+    first = decoded(records)[0][1]
+    assert first["corrected"] is None and first["raw"] == "INVALID"
     lenient = [process_results(d, [r]) for d, r in zip(docs, records, strict=True)]
     strict = [process_results(d, [r], strict=True) for d, r in zip(docs, records, strict=True)]
     # doc 0: yes + invalid -> 1.0 (lenient) / 0.5 (strict); doc 1: error + no -> 0.0 both;
@@ -339,17 +338,18 @@ def test_a_failing_judge_keeps_the_generations_as_errors(scripted_kind: str) -> 
     records = JudgeFilter(judge=scripted_kind, judge_options={"fail": True}, task="t").apply(
         [["a"], ["b"]], docs_for(10, 2)
     )
-    assert [r[0]["label"] for r in records] == ["error", "error"]
-    assert records[0][0]["continuation"] == "a" and "exploded" in records[0][0]["raw"]
+    assert [r[0]["label"] for r in decoded(records)] == ["error", "error"]
+    first = decoded(records)[0][0]
+    assert first["continuation"] == "a" and "exploded" in first["raw"]
     assert utils.JUDGE_LEDGER[-1]["errors"] == 2
     assert "corr" not in process_results({}, [records[0]])
 
 
 def test_judge_is_built_and_checked_once_per_configuration() -> None:
-    a = utils.get_judge("rule", {})
-    assert utils.get_judge("rule", {}) is a
+    a = c2_docs.get_judge("rule", {})
+    assert c2_docs.get_judge("rule", {}) is a
     with pytest.raises(JudgeConfigError, match="unknown judge 'nope'"):
-        utils.get_judge("nope", {})
+        c2_docs.get_judge("nope", {})
 
 
 # --------------------------------------------------------------------------- the task class
@@ -615,3 +615,70 @@ def test_cli_exit_status_follows_judge_errors(
 def test_options_dataclass_defaults_match_the_spec() -> None:
     opts = RunOptions()
     assert (opts.paths, opts.prefill_mode, opts.judge, opts.strict) == (1, "word", "rule", False)
+
+
+# --------------------------------------------------------------------------- provenance and JSON samples
+
+
+def test_verdict_records_reach_the_samples_file_as_json(tmp_path: Path) -> None:
+    """Regression (issue 13): lm-eval str()s every filtered response; a plain dict became its
+    Python repr ('True', 'None', single quotes), which no JSON reader can parse."""
+    from lm_eval.loggers import EvaluationTracker
+
+    docs = docs_for(10, 2)
+    resps = [[" However, I must stop here."], [" then it's done, isn't it?"]]
+    records = JudgeFilter(judge="rule", task="c2_eval_k10").apply(resps, docs)
+    assert all(isinstance(text, str) for doc in records for text in doc)
+    tracker = EvaluationTracker(output_path=str(tmp_path))
+    tracker.general_config_tracker.model_name_sanitized = "m"
+    tracker.date_id = "2026-01-01T00-00-00.0"
+    samples = [
+        {"doc_id": i, "doc": d, "target": "", "arguments": [("p", {})], "resps": [r],
+         "filtered_resps": [recs], "filter": "rule", "metrics": [],
+         "doc_hash": "0", "prompt_hash": "1", "target_hash": "2"}
+        for i, (d, r, recs) in enumerate(zip(docs, resps, records, strict=True))
+    ]  # fmt: skip
+    tracker.save_results_samples(task_name="c2_eval_k10", samples=samples)
+    (path,) = (tmp_path / "m").glob("samples_c2_eval_k10_*.jsonl")
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    first, second = (json.loads(line["filtered_resps"][0][0]) for line in lines)
+    assert first == {
+        "continuation": " However, I must stop here.",
+        "label": "yes",
+        "corrected": True,
+        "position": 0,
+        "raw": "However, I must",
+        "judge": "rule",
+    }
+    assert second["label"] == "no" and second["position"] is None
+    assert second["continuation"] == " then it's done, isn't it?"
+
+
+def test_task_metadata_carries_the_provenance_block(rows_file: Path, tiny_model_dir: str) -> None:
+    import hashlib
+    from importlib.metadata import version
+
+    task = make_task({"data": str(rows_file), "seed": 3})
+    block = task.config.metadata["c2_eval"]
+    assert block["project"] == {
+        "name": "course-correction",
+        "version": version("course-correction"),
+    }
+    assert block["data"] == {
+        "path": str(rows_file.resolve()),
+        "sha256": hashlib.sha256(rows_file.read_bytes()).hexdigest(),
+        "selection": "as given",
+        "rows": 3,
+    }
+    assert (block["seed"], block["prefill_mode"], block["paths"], block["strict"]) == (
+        3, "word", 1, False,
+    )  # fmt: skip
+    card = block["judge_card"]
+    assert card["kind"] == "rule" and card["version"].startswith("lexicon-")
+    assert "validated" in card["gold"]
+    build_requests(task, hflm(tiny_model_dir).apply_chat_template, limit=2)
+    assert block["generation"] == task.config.generation_kwargs
+    assert block["generation"]["max_gen_toks"] == 32
+    assert (block["limit"], block["rows_evaluated"]) == (2, 2)
+    dumped = task.dump_config()["metadata"]["c2_eval"]  # what lm-eval writes into 'configs'
+    assert json.loads(json.dumps(dumped, allow_nan=False)) == block

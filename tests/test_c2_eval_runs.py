@@ -4,7 +4,6 @@ with the tiny model and with SmolLM2 through `c2-eval`, and judge errors -> exit
 
 from __future__ import annotations
 
-import ast
 import glob
 import json
 import os
@@ -20,7 +19,7 @@ import pytest
 
 from cc_tasks import TASK_DIR
 from cc_tasks.c2_eval import utils
-from cc_tasks.c2_eval.utils import build_docs, run_options
+from cc_tasks.c2_eval.docs import build_docs, run_options
 from cc_tasks.judges import JUDGE_KINDS, Judge, JudgeItem, Verdict
 from cc_tasks.prefill import PREFILL_LENGTHS, render_open_assistant
 
@@ -52,6 +51,10 @@ def lm_eval(*args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
         [sys.executable, "-m", "lm_eval", *args],
         env=ENV, capture_output=True, text=True, timeout=timeout, check=False,
     )  # fmt: skip
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"not strict JSON: {name}")
 
 
 def results_of(out: Path) -> dict[str, Any]:
@@ -207,9 +210,16 @@ def test_local_completions_gets_the_prefill_intact_and_corr_is_hand_computed(
         doc, ctx = sample["doc"], sample["arguments"]["gen_args_0"]["arg_0"]
         assert ctx.endswith(doc["prefill"]) and ctx in expected
         assert len(sample["resps"][0]) == 2  # both paths kept
-        records = [ast.literal_eval(r) for r in sample["filtered_resps"][0]]  # lm-eval: repr()
+        records = [json.loads(r) for r in sample["filtered_resps"][0]]  # JSON text per record
         assert {r["judge"] for r in records} == {"rule"}
         assert sorted(r["continuation"] for r in records) == sorted(sample["resps"][0])
+    # the result schema reads it back with the samples: exact pooled counts, 2 paths per row
+    from cc_tasks.results import load_runs
+
+    (run,) = load_runs([out])
+    assert run.paths_per_row == 2 and run.rows == 3 and run.partial
+    assert (run.points[30].yes, run.points[30].n) == (3, 6)  # 0.5 of 6 paths
+    assert run.corr_mean_ci is not None
 
 
 # --------------------------------------------------------------------------- hf backend
@@ -237,7 +247,26 @@ def test_c2_eval_cli_runs_the_tiny_model_with_hf(tmp_path: Path, tiny_model_dir:
     config = results["configs"]["c2_eval_k10"]
     assert config["generation_kwargs"]["max_gen_toks"] == 8  # --gen_kwargs passes through
     assert config["metadata"]["judge"] == "rule" and config["metadata"]["data"] == str(data)
+    # provenance (issue 13): strict JSON, our block in every subtask's config, samples as JSON
+    (path,) = glob.glob(str(out / "**" / "results_*.json"), recursive=True)
+    strict = json.loads(Path(path).read_text(), parse_constant=_refuse_constant)
+    block = strict["configs"]["c2_eval_k10"]["metadata"]["c2_eval"]
+    assert block["project"]["name"] == "course-correction" and block["project"]["version"]
+    assert block["data"]["path"] == str(data.resolve()) and len(block["data"]["sha256"]) == 64
+    assert block["data"]["selection"] == "as given" and block["data"]["rows"] == 2
+    assert (block["seed"], block["prefill_mode"], block["paths"]) == (None, "word", 1)
+    assert block["generation"]["max_gen_toks"] == 8  # after --gen_kwargs
+    assert (block["limit"], block["rows_evaluated"]) == (1, 1)
+    assert block["judge_card"]["kind"] == "rule" and "validated" in block["judge_card"]["gold"]
+    assert strict["git_hash"] is None or isinstance(strict["git_hash"], str)  # lm-eval's field
+    from cc_tasks.results import load_runs
+
+    (run,) = load_runs([out])
+    assert run.partial and run.rows == 1 and run.corr_mean_ci is not None  # samples beside
+    assert run.provenance["data"]["sha256"] == block["data"]["sha256"]
     (sample,) = samples_of(out, "c2_eval_k80")
+    (record,) = (json.loads(r) for r in sample["filtered_resps"][0])
+    assert record["judge"] == "rule" and record["label"] in ("yes", "no", "invalid")
     ctx = sample["arguments"]["gen_args_0"]["arg_0"]
     assert ctx.endswith("<|im_start|>assistant\n" + sample["doc"]["prefill"])
     assert len(sample["doc"]["prefill"].split()) == 80

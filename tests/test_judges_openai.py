@@ -364,6 +364,38 @@ def test_rerun_hits_the_cache_with_zero_requests(server: FakeOpenAI, tmp_path: P
     assert server.count == 1  # other decoding parameters: another key
 
 
+def test_another_endpoint_never_gets_the_first_ones_verdicts(server: FakeOpenAI, tmp_path: Path):
+    """Issue 10, failure 6: one cache file, same model name, another base URL: asked again."""
+    server.answers = {"a": "yes", "b": "no"}
+    first = make(server, tmp_path).judge(items("a", "b"))
+    assert [v.label for v in first] == [YES, NO] and server.count == 2
+    rejecting = FakeOpenAI()
+    rejecting.script = lambda body, n: Reply(status=401, error="Incorrect API key provided")
+    rejecting.thread.start()
+    try:
+        judge = make(rejecting, tmp_path)  # same cache_path, model and parameters
+        verdicts = judge.judge(items("a", "b"))
+        assert [v.label for v in verdicts] == [ERROR, ERROR] and "HTTP 401" in verdicts[0].raw
+        assert rejecting.count >= 1 and judge.last_stats["cached"] == 0
+    finally:
+        rejecting.httpd.shutdown()
+        rejecting.httpd.server_close()
+    server.reset()  # the first endpoint, written differently, still finds its own verdicts
+    again = make(server, tmp_path, base_url=server.url.upper().replace("/V1", "/v1/"))
+    assert again.judge(items("a", "b")) == first and server.count == 0
+
+
+def test_invalid_replies_are_asked_again(server: FakeOpenAI, tmp_path: Path):
+    """Issue 10, failure 7: a fixed judge must not be stuck with its old invalid answers."""
+    server.answers = {"a": "I think so", "b": "no"}
+    assert [v.label for v in make(server, tmp_path).judge(items("a", "b"))] == [INVALID, NO]
+    server.reset()
+    server.answers = {"a": "yes", "b": "no"}
+    judge = make(server, tmp_path)
+    assert [v.label for v in judge.judge(items("a", "b"))] == [YES, NO]
+    assert server.per_continuation == {"a": 1} and judge.last_stats["cached"] == 1
+
+
 # --------------------------------------------------------------------------- throughput
 def test_concurrency_divides_latency(server: FakeOpenAI, tmp_path: Path):
     judge = make(server, tmp_path, concurrency=32, use_cache=False)

@@ -126,8 +126,17 @@ def no_model_load(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def load(dpo: ModuleType, folder: Path) -> Any:
-    """A C²-SYN folder as dpo.py loads it (explicit data files: see hub_layout_files)."""
-    return dpo.load_pairs(dpo.C2DataArguments(dataset_name=str(folder)))
+    """A C²-SYN folder as dpo.py loads it (synth.dataset.load_c2syn: exactly its files)."""
+    from synth.dataset import load_c2syn
+
+    return load_c2syn(folder)
+
+
+def parse(dpo: ModuleType, argv: list[str]) -> tuple[Any, ...]:
+    """dpo.py's parser over a recipe + overrides, as its cli() runs it."""
+    from synth.recipe import parse_recipe
+
+    return parse_recipe(dpo.make_parser(), argv)
 
 
 def run_cli(
@@ -160,7 +169,7 @@ def test_recipe_parses_with_trlparser(dpo: ModuleType, recipe: Path) -> None:
     from trl import DPOConfig, ModelConfig, get_peft_config, get_quantization_config
 
     # use_cpu only lets transformers accept bf16 on this GPU-less machine; nothing else changes
-    data, training, model = dpo.parse_args([str(recipe), "--use_cpu", "true"])
+    data, training, model = parse(dpo, [str(recipe), "--use_cpu", "true"])
     assert isinstance(training, DPOConfig) and isinstance(model, ModelConfig)
     assert data.dataset_name and training.output_dir.startswith("outputs/")
     assert 0 < training.beta <= 0.5 and 0 < training.learning_rate <= 2e-4
@@ -174,7 +183,7 @@ def test_recipe_parses_with_trlparser(dpo: ModuleType, recipe: Path) -> None:
     if peft is not None:
         assert {"q_proj", "v_proj", "down_proj"} <= set(peft.target_modules)
     if variant == "cpu":
-        assert model.model_name_or_path == dpo.EMBEDDED
+        assert model.model_name_or_path == "embedded"
         assert model.dtype == "float32" and training.bf16 is False
         assert training.max_length <= 512 and training.gradient_checkpointing is False
     else:
@@ -192,7 +201,7 @@ def test_recipe_parses_with_trlparser(dpo: ModuleType, recipe: Path) -> None:
 @pytest.mark.parametrize("recipe", RECIPE_FILES, ids=lambda p: p.relative_to(RECIPES).as_posix())
 def test_recipe_values_say_why(dpo: ModuleType, recipe: Path) -> None:
     """Every value that differs from the TRL/transformers default carries a comment."""
-    data, training, model = dpo.parse_args(["--use_cpu", "true"])
+    data, training, model = parse(dpo, ["--use_cpu", "true"])
     defaults = {**vars(data), **vars(training), **vars(model)}
     lines = recipe.read_text(encoding="utf-8").splitlines()
     config = yaml.safe_load("\n".join(lines))
@@ -207,10 +216,8 @@ def test_recipe_values_say_why(dpo: ModuleType, recipe: Path) -> None:
 
 
 def test_positional_recipe_equals_config_flag_and_cli_overrides(dpo: ModuleType) -> None:
-    positional = dpo.parse_args([str(CPU_RECIPE), "--max_steps", "2", "--dataset_name", "x"])
-    flagged = dpo.parse_args(
-        ["--config", str(CPU_RECIPE), "--max_steps", "2", "--dataset_name", "x"]
-    )
+    positional = parse(dpo, [str(CPU_RECIPE), "--max_steps", "2", "--dataset_name", "x"])
+    flagged = parse(dpo, ["--config", str(CPU_RECIPE), "--max_steps", "2", "--dataset_name", "x"])
     assert vars(positional[0]) == vars(flagged[0]) and vars(positional[2]) == vars(flagged[2])
     assert positional[1].to_dict() == flagged[1].to_dict()
     data, training, _ = positional
@@ -219,8 +226,14 @@ def test_positional_recipe_equals_config_flag_and_cli_overrides(dpo: ModuleType)
 
 
 def test_embedded_model_name_resolves(dpo: ModuleType, embedded_model_dir: str) -> None:
-    assert dpo.resolve_model("embedded") == embedded_model_dir
-    assert dpo.resolve_model("Qwen/Qwen2-7B-Instruct") == "Qwen/Qwen2-7B-Instruct"
+    from synth.recipe import BaseModel, resolve_model
+
+    embedded = resolve_model("embedded")
+    assert embedded == BaseModel(embedded_model_dir, "HuggingFaceTB/SmolLM2-135M-Instruct")
+    # the embedded folder given by its path still names its Hub id (the conversion's marker)
+    assert resolve_model(embedded_model_dir).hub_id == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    qwen = resolve_model("Qwen/Qwen2-7B-Instruct")
+    assert qwen == BaseModel("Qwen/Qwen2-7B-Instruct", "Qwen/Qwen2-7B-Instruct")
 
 
 # ------------------------------------------------------------------ accelerate configs
@@ -412,83 +425,187 @@ def test_fail_fast_from_the_command_line_is_one_line(tmp_path: Path, tiny_model_
 
 
 def test_heldout_split_is_by_request_and_stable(dpo: ModuleType, tmp_path: Path) -> None:
-    folder = write_c2syn(tmp_path / "c2-syn", n_requests=10)
-    args = dpo.C2DataArguments(dataset_name=str(folder), test_size=0.2)
-    train, test, conversational = dpo.prepare_splits(
-        load(dpo, folder), args, want_eval=True, seed=42
-    )
+    from synth.dataset import split_of, training_splits
+
+    folder = write_c2syn(tmp_path / "c2-syn", n_requests=20)
+    args = dpo.ScriptArguments(dataset_name=str(folder), test_size=0.3)
+    train, test, conversational = training_splits(load(dpo, folder), args, want_eval=True, seed=42)
     assert conversational
-    assert len(test) == 2 * 15 and len(train) == 8 * 15  # whole requests: 15 pairs each
     train_requests = {p[0]["content"] for p in train["prompt"]}
     test_requests = {p[0]["content"] for p in test["prompt"]}
-    assert not train_requests & test_requests
+    assert test_requests and not train_requests & test_requests
+    assert len(test) == 15 * len(test_requests)  # whole requests: 15 pairs each
+    # the held-out requests are the ones `c2-syn pairs --test-size 0.3` would hold out
+    assert test_requests == {
+        r for r in train_requests | test_requests if split_of(r, 0.3) == "test"
+    }
     # the same requests are held out whatever the row order (a stable hash, not a shuffle)
     shuffled = load(dpo, folder)
     shuffled["train"] = shuffled["train"].shuffle(seed=7)
-    _, test2, _ = dpo.prepare_splits(shuffled, args, want_eval=True, seed=0)
+    _, test2, _ = training_splits(shuffled, args, want_eval=True, seed=0)
     assert {p[0]["content"] for p in test2["prompt"]} == test_requests
     # a count instead of a share
-    _, test3, _ = dpo.prepare_splits(
+    _, test3, _ = training_splits(
         load(dpo, folder),
-        dpo.C2DataArguments(dataset_name=str(folder), test_size=3),
+        dpo.ScriptArguments(dataset_name=str(folder), test_size=3),
         want_eval=True, seed=42,
     )  # fmt: skip
     assert len({p[0]["content"] for p in test3["prompt"]}) == 3
 
 
-def test_same_named_folders_never_load_stale_rows(dpo: ModuleType, tmp_path: Path) -> None:
-    """datasets caches a README-configured folder by its name: a rerun of c2-syn into a folder of
-    the same name must still load the new rows."""
+class TrainerBuilt(Exception):
+    """Raised by the stand-in DPOTrainer: everything before the model load has run."""
+
+
+def test_same_named_folders_never_load_stale_rows(
+    dpo: ModuleType,
+    tmp_path: Path,
+    tiny_model_dir: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: Any,
+) -> None:
+    """Regression (issue 10, failure 1): datasets caches a README-configured folder by its name.
+    Through dpo.py's own cli, with one shared datasets cache, each of two folders called
+    `c2-syn` trains on its own rows (the stand-in trainer records what it was given)."""
+    import datasets
+    import trl
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "shared-cache")
+    seen: list[int] = []
+
+    class RecordingTrainer:
+        def __init__(self, *args: Any, train_dataset: Any = None, **kwargs: Any) -> None:
+            seen.append(len(train_dataset))
+            raise TrainerBuilt
+
+    monkeypatch.setattr(trl, "DPOTrainer", RecordingTrainer)
+    model = poisoned_model(tmp_path / "poisoned", tiny_model_dir)
     first = write_c2syn(tmp_path / "a" / "c2-syn", n_requests=2)
     second = write_c2syn(tmp_path / "b" / "c2-syn", n_requests=5, test_requests=1)
-    assert len(dpo.load_pairs(dpo.C2DataArguments(dataset_name=str(first)))["train"]) == 30
-    loaded = dpo.load_pairs(dpo.C2DataArguments(dataset_name=str(second)))
-    assert (len(loaded["train"]), len(loaded["test"])) == (75, 15)
-
-
-def test_heldout_split_keeps_repeated_requests_together(dpo: ModuleType) -> None:
-    """PKU-SafeRLHF repeats requests: the same text under two request_ids stays on one side."""
-    keys = ["a", "b", "a", "c", "d", "b", "e"]
-    held = dpo.heldout_requests(keys, 0.4)
-    assert held == dpo.heldout_requests(list(reversed(keys)), 0.4)
-    assert len(held) == 2 and held <= set(keys)
-    with pytest.raises(dpo.RecipeError, match="nothing left to train on"):
-        dpo.heldout_requests(keys, 5)
+    for folder in (first, second, first):
+        argv = [str(CPU_RECIPE), "--model_name_or_path", str(model), "--dataset_name",
+                str(folder), "--output_dir", str(tmp_path / "out")]  # fmt: skip
+        with pytest.raises(TrainerBuilt):
+            dpo.cli(argv)
+    assert seen == [30, 75, 30]
 
 
 def test_metadata_is_dropped_unless_kept(dpo: ModuleType, tmp_path: Path) -> None:
+    from synth.dataset import DatasetError, training_splits
+
     folder = write_c2syn(tmp_path / "c2-syn", n_requests=4)
     dataset = load(dpo, folder)
-    args = dpo.C2DataArguments(dataset_name=str(folder), max_train_samples=20)
-    train, test, _ = dpo.prepare_splits(dataset, args, want_eval=False, seed=42)
+    args = dpo.ScriptArguments(dataset_name=str(folder), max_train_samples=20)
+    train, test, _ = training_splits(dataset, args, want_eval=False, seed=42)
     assert train.column_names == ["prompt", "chosen", "rejected"] and len(train) == 20
     assert test is None
     args.keep_columns = ["chosen_rank", "rejected_rank"]
-    train, _, _ = dpo.prepare_splits(dataset, args, want_eval=False, seed=42)
+    train, _, _ = training_splits(dataset, args, want_eval=False, seed=42)
     assert train.column_names == ["prompt", "chosen", "rejected", "chosen_rank", "rejected_rank"]
     args.keep_columns = ["no_such_column"]
-    with pytest.raises(dpo.RecipeError, match=r"keep_columns: .* no column\(s\) 'no_such_column'"):
-        dpo.prepare_splits(dataset, args, want_eval=False, seed=42)
+    with pytest.raises(DatasetError, match=r"keep_columns: .* no column\(s\) 'no_such_column'"):
+        training_splits(dataset, args, want_eval=False, seed=42)
 
 
 def test_existing_test_split_is_used_and_checked(dpo: ModuleType, tmp_path: Path) -> None:
+    from synth.dataset import DatasetError, training_splits
+
     folder = write_c2syn(tmp_path / "c2-syn", n_requests=3, test_requests=1)
-    args = dpo.C2DataArguments(dataset_name=str(folder))
-    train, test, _ = dpo.prepare_splits(load(dpo, folder), args, want_eval=True, seed=1)
+    args = dpo.ScriptArguments(dataset_name=str(folder))
+    train, test, _ = training_splits(load(dpo, folder), args, want_eval=True, seed=1)
     assert (len(train), len(test)) == (45, 15)
     # a "test" split that shares a request with train is a leak: refused
     leaky = load(dpo, folder)
     leaky["test"] = leaky["train"].select(range(15))
-    with pytest.raises(dpo.RecipeError, match="1 request\\(s\\) are in both 'train' and 'test'"):
-        dpo.prepare_splits(leaky, args, want_eval=True, seed=1)
+    with pytest.raises(DatasetError, match="1 request\\(s\\) are in both 'train' and 'test'"):
+        training_splits(leaky, args, want_eval=True, seed=1)
 
 
-def test_eval_commands_name_the_adapter_and_the_task(dpo: ModuleType) -> None:
-    plain, wrapped = dpo.eval_commands("/m/base", "/runs/dpo", adapter=True)
+def test_eval_commands_are_fast_for_the_hardware() -> None:
+    from synth.model_card import eval_commands
+
+    plain, wrapped = eval_commands("/m/base", "/runs/dpo", adapter=True, on_cpu=True)
     assert plain == (
-        "lm_eval --model hf --model_args pretrained=/m/base,peft=/runs/dpo --tasks c2_eval "
-        "--include_path $(python -m cc_tasks) --apply_chat_template"
+        "OMP_NUM_THREADS=1 lm_eval --model hf --model_args pretrained=/m/base,peft=/runs/dpo "
+        "--tasks c2_eval --include_path $(python -m cc_tasks) --apply_chat_template "
+        "--batch_size 16"
     )
-    assert wrapped == "c2-eval --model hf --model_args pretrained=/m/base,peft=/runs/dpo"
-    full, _ = dpo.eval_commands("/m/base", "/runs/my run", adapter=False)
-    assert "--model_args 'pretrained=/runs/my run'" in full
+    assert wrapped == (
+        "OMP_NUM_THREADS=1 c2-eval --model hf --model_args pretrained=/m/base,peft=/runs/dpo "
+        "--batch_size 16"
+    )
+    gpu, _ = eval_commands("/m/base", "/runs/my run", adapter=False, on_cpu=False)
+    assert gpu.startswith("lm_eval ") and gpu.endswith("--batch_size auto")
+    assert "--model_args 'pretrained=/runs/my run'" in gpu
+
+
+# ------------------------------------------------------------------ model card
+
+
+def test_model_card_names_hub_ids_data_fingerprint_recipe_and_command(tmp_path: Path) -> None:
+    from huggingface_hub import ModelCard
+
+    from synth.dataset import fingerprint
+    from synth.model_card import DataRef, TrainingCard, eval_commands
+
+    data = write_c2syn(tmp_path / "c2-syn", n_requests=2)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "README.md").write_text("---\nbase_model: /local/cache/path\n---\n# peft template\n")
+    _, wrapped = eval_commands("/cache/smollm2", str(out), adapter=True, on_cpu=True)
+    card = TrainingCard(
+        base_path="/cache/smollm2",
+        base_hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
+        data=DataRef.of(str(data)),
+        recipe="recipes/smollm2-135m-instruct/dpo/config_cpu.yaml",
+        eval_command=wrapped,
+        adapter=True,
+        settings={"beta": 0.1, "max_steps": 2},
+    )
+    log = [
+        {"loss": 0.69, "step": 1},
+        {"eval_loss": 0.68, "eval_rewards/accuracies": 0.5, "step": 1},
+        {"loss": 0.61, "step": 2},
+    ]
+    loaded = ModelCard.load(card.write(out, log))
+    assert loaded.data.base_model == "HuggingFaceTB/SmolLM2-135M-Instruct"  # not the local path
+    assert loaded.data.library_name == "peft" and loaded.data.pipeline_tag == "text-generation"
+    assert loaded.data.datasets is None  # a local folder has no Hub id; the text names it
+    text = loaded.text
+    assert "peft template" not in text
+    assert f"`c2-syn` (SHA-256 of its data `{fingerprint(data)}`)" in text
+    assert "recipes/smollm2-135m-instruct/dpo/config_cpu.yaml" in text and "`beta`: 0.1" in text
+    assert "| loss | 0.61 |" in text and "| eval_rewards/accuracies | 0.5 |" in text
+    assert "Not evaluated yet" in text and wrapped in text
+    hub = DataRef.of("org/c2-syn", "v1")
+    assert (hub.hub_id, hub.revision, hub.sha256) == ("org/c2-syn", "v1", None)
+
+
+def test_base_model_hub_id_of_local_folders(tmp_path: Path, tiny_model_dir: str) -> None:
+    from synth.recipe import hub_id_of
+
+    assert hub_id_of("Qwen/Qwen2-7B-Instruct") == "Qwen/Qwen2-7B-Instruct"
+    folder = tmp_path / "copy"
+    shutil.copytree(tiny_model_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["_name_or_path"] = "meta-llama/Llama-2-7b-chat-hf"
+    (folder / "config.json").write_text(json.dumps(config))
+    assert hub_id_of(str(folder)) == "meta-llama/Llama-2-7b-chat-hf"
+    config["_name_or_path"] = str(tmp_path)  # a local path recorded: no Hub id to name
+    (folder / "config.json").write_text(json.dumps(config))
+    assert hub_id_of(str(folder)) is None
+
+
+def test_report_to_auto_is_tensorboard_where_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    import transformers.integrations as integrations
+
+    from synth.recipe import resolve_report_to
+
+    assert resolve_report_to(["wandb"]) == (["wandb"], None)
+    monkeypatch.setattr(integrations, "is_tensorboard_available", lambda: True)
+    assert resolve_report_to(["auto"])[0] == ["tensorboard"]
+    monkeypatch.setattr(integrations, "is_tensorboard_available", lambda: False)
+    trackers, line = resolve_report_to(["auto"])
+    assert trackers == [] and "pip install tensorboard" in line
+    for recipe in RECIPE_FILES:
+        assert yaml.safe_load(recipe.read_text())["report_to"] == "auto", recipe

@@ -1,8 +1,9 @@
 """The train -> evaluate loop for real, as the README gives it: `c2-syn` writes a C²-SYN folder
 (tiny synthesiser: only the shape matters), `accelerate launch` with the CPU accelerate config
 runs recipes/dpo.py on the CPU recipe (embedded SmolLM2, LoRA, 2 steps), the loss is finite,
-the adapter loads with peft and has moved, and the lm_eval command that dpo.py prints runs
-C²-EVAL on base + adapter (--limit 1, offline rule judge)."""
+the held-out request is evaluated during training, the model card names the base model by its
+Hub id and the data by its fingerprint, the adapter loads with peft and has moved, and the
+lm_eval command that dpo.py prints runs C²-EVAL on base + adapter (--limit 1, rule judge)."""
 
 from __future__ import annotations
 
@@ -80,12 +81,32 @@ def test_cpu_recipe_trains_and_the_adapter_runs_c2_eval(
          str(RECIPES / "dpo.py"), str(RECIPES / "smollm2-135m-instruct" / "dpo" / "config_cpu.yaml"),
          "--dataset_name", str(data), "--output_dir", str(out), "--max_steps", "2",
          "--per_device_train_batch_size", "1", "--gradient_accumulation_steps", "1",
-         "--max_length", "256", "--save_strategy", "steps", "--save_steps", "2"],
+         "--max_length", "256", "--save_strategy", "steps", "--save_steps", "2",
+         "--report_to", "none"],
         timeout=900,
     )  # fmt: skip
     state = json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())
     losses = [entry["loss"] for entry in state["log_history"] if "loss" in entry]
     assert len(losses) == 2 and all(math.isfinite(x) for x in losses), state["log_history"]
+    # the held-out request (test_size: 1) is evaluated during training: loss and reward accuracy
+    evals = [entry for entry in state["log_history"] if "eval_loss" in entry]
+    assert evals and math.isfinite(evals[-1]["eval_loss"]), state["log_history"]
+    assert 0.0 <= evals[-1]["eval_rewards/accuracies"] <= 1.0
+
+    # 2b. the model card: base model by its Hub id, data by name + fingerprint, recipe, command
+    from huggingface_hub import ModelCard
+
+    from synth.dataset import fingerprint
+
+    card = ModelCard.load(out / "README.md")
+    assert card.data.base_model == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert card.data.library_name == "peft" and "dpo" in card.data.tags
+    assert f"`c2-syn` (SHA-256 of its data `{fingerprint(data)}`)" in card.text
+    assert "recipes/smollm2-135m-instruct/dpo/config_cpu.yaml" in card.text
+    assert "| eval_loss |" in card.text and "Not evaluated yet" in card.text
+    assert (
+        f"c2-eval --model hf --model_args pretrained={embedded_model_dir},peft={out}" in card.text
+    )
     for name in ("adapter_config.json", "adapter_model.safetensors", "tokenizer_config.json"):
         assert (out / name).is_file(), name
     adapter_config = json.loads((out / "adapter_config.json").read_text())
@@ -103,15 +124,14 @@ def test_cpu_recipe_trains_and_the_adapter_runs_c2_eval(
     del model, base
 
     # 4. the printed lm_eval command, exactly as printed, scores base + adapter with C²-EVAL
-    (command,) = [
-        line.strip() for line in trained.stdout.splitlines() if line.strip().startswith("lm_eval ")
-    ]
+    (command,) = [line.strip() for line in trained.stdout.splitlines() if "lm_eval " in line]
     assert f"pretrained={embedded_model_dir},peft={out}" in command
+    assert command.startswith("OMP_NUM_THREADS=1 lm_eval ") and command.endswith("--batch_size 16")
     assert "c2-eval --model hf --model_args" in trained.stdout
     metadata = json.dumps({"data": str(source), "judge": "rule"})
     evaluated = tmp_path / "eval"
     run(
-        ["bash", "-c", f"{command} --limit 1 --gen_kwargs max_gen_toks=8 --batch_size 8 "
+        ["bash", "-c", f"{command} --limit 1 --gen_kwargs max_gen_toks=8 "
          f"--metadata '{metadata}' --output_path {evaluated}"],
         timeout=900,
     )  # fmt: skip

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from cc_tasks.prefill import render_open_assistant
-from synth.backends.base import BackendError, Decoding, Turn, make_backend
+from synth.backends import BackendError, Decoding, Turn, make_backend
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import pytest
 
 from cc_tasks.pku import load_rows, select_syn
 from cc_tasks.prefill import OPENERS
+from synth.dataset import load_c2syn
 from synth.truncate import TRIGGERS
 
 
@@ -18,7 +19,6 @@ from synth.truncate import TRIGGERS
 def test_run_on_smollm2_gives_pairs_that_dpo_trains_on(
     c2_eval_rows_path: Path, tiny_model_dir: str, tmp_path: Path
 ) -> None:
-    import datasets
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import DPOConfig, DPOTrainer
 
@@ -47,7 +47,7 @@ def test_run_on_smollm2_gives_pairs_that_dpo_trains_on(
     assert "pairs:     15 (train 15, test 0)" in proc.stdout
     assert "tokens/s" in proc.stdout
 
-    ds = datasets.load_dataset(str(out))
+    ds = load_c2syn(out)  # exactly this folder's files, whatever the datasets cache holds
     train = ds["train"]
     assert train.num_rows == 15 and set(ds) == {"train"}
     row = train[0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -165,7 +166,7 @@ def test_shards_split_the_work_and_pairs_waits_for_all(
     first = _run(_args(source, tmp_path, tiny_model_dir, "--num-shards", "2", "--shard-index", "0"))
     assert sorted(_chunks(tmp_path)) == [f"chunk-{c:05d}.jsonl" for c in range(0, N_REQUESTS, 2)]
     assert "3/6 chunks" in first.stdout
-    assert main(["pairs", "--out", str(tmp_path)]) == 1
+    assert main(["pairs", "--out", str(tmp_path)]) == 2  # bad input: exit 2
     err = capsys.readouterr().err
     assert "3 of 6 chunks are missing: 1, 3, 5" in err and "shard" in err
     assert not (tmp_path / "pairs").exists()
@@ -189,21 +190,21 @@ def test_bad_rows_fail_before_any_model_loads(tmp_path: Path, capsys) -> None:
     out = tmp_path / "out"
     start = time.perf_counter()
     # a model path that does not exist: reaching model loading would fail differently
-    assert main(_args(bad, out, str(tmp_path / "no-such-model"))) == 1
+    assert main(_args(bad, out, str(tmp_path / "no-such-model"))) == 2  # bad input: exit 2
     assert f"{bad}: row 3: field 'response_1': missing" in capsys.readouterr().err
     assert not out.exists() and time.perf_counter() - start < 30
 
     rows = _rows()
     rows[4]["is_response_0_safe"] = "no"
     bad.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    assert main(_args(bad, out, str(tmp_path / "no-such-model"))) == 1
+    assert main(_args(bad, out, str(tmp_path / "no-such-model"))) == 2  # bad input: exit 2
     assert "row 5: field 'is_response_0_safe': expected true/false" in capsys.readouterr().err
 
     bad.write_text('{"prompt": "How?"\n', encoding="utf-8")
-    assert main(_args(bad, out, str(tmp_path / "no-such-model"))) == 1
+    assert main(_args(bad, out, str(tmp_path / "no-such-model"))) == 2  # bad input: exit 2
     assert "row 1: not valid JSON" in capsys.readouterr().err
 
-    assert main([*_args(bad, out, "m"), "--gate-judge", "nosuch"]) == 1
+    assert main([*_args(bad, out, "m"), "--gate-judge", "nosuch"]) == 2  # bad input: exit 2
     assert "unknown judge 'nosuch'" in capsys.readouterr().err
     assert not out.exists()
 
@@ -219,7 +220,7 @@ def test_rerun_with_other_settings_is_refused(
     out = tmp_path / "copy"
     shutil.copytree(reference, out)
     before = _chunks(out)
-    assert main(_args(source, out, tiny_model_dir, "--max-new-tokens", "9")) == 1
+    assert main(_args(source, out, tiny_model_dir, "--max-new-tokens", "9")) == 2  # bad input
     err = capsys.readouterr().err
     assert "other settings" in err and "max_new_tokens=8" in err and "max_new_tokens=9" in err
     assert _chunks(out) == before
@@ -250,3 +251,135 @@ def test_gate_with_the_rule_judge_flags_a_random_model(
     assert stats["gate"]["r0_refusal_rate"] == 0.0 and stats["gate"]["pass_rate"] == 0.0
     assert stats["requests_flagged_by_gate"] >= 1
     assert stats["requests_dropped_by_gate"] == 0  # flag keeps them
+
+
+# ------------------------------------------------------------------ two runs on one folder
+
+FAKE_LAUNCHER = '''
+"""`c2-syn` with a "fake" backend: deterministic text, a log of every generated turn, and a
+barrier so that the runs under test are really concurrent."""
+import json, os, sys, time
+from pathlib import Path
+
+import synth.backends
+from cc_tasks.seeding import stable_seed
+from synth.backends.base import Backend, Generation
+from synth.cli import main
+
+
+class FakeBackend(Backend):
+    kind = "fake"
+    requests_per_call = 1
+
+    def __init__(self, model, decoding, **options):
+        super().__init__(model, decoding, options.get("system_prompt"))
+        barrier, parties = Path(os.environ["FAKE_BARRIER"]), int(os.environ["FAKE_PARTIES"])
+        barrier.mkdir(exist_ok=True)
+        (barrier / str(os.getpid())).touch()
+        deadline = time.monotonic() + 120
+        while len(list(barrier.iterdir())) < parties and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def generate(self, turns):
+        time.sleep(float(os.environ.get("FAKE_DELAY", "0")))
+        with open(os.environ["FAKE_LOG"], "a") as log:
+            for t in turns:
+                log.write(json.dumps([os.getpid(), t.request, t.prefix]) + "\\n")
+        return [
+            Generation(f" stop: reply {stable_seed(t.request, t.prefix) % 997}.", 4) for t in turns
+        ]
+
+
+synth.backends.BACKEND_KINDS["fake"] = "__main__:FakeBackend"
+raise SystemExit(main(sys.argv[1:]))
+'''
+
+
+def _fake_args(source: Path, out: Path) -> list[str]:
+    return [
+        "generate", "--source", str(source), "--out", str(out), "--backend", "fake",
+        "--model", "fake", "--decoding", "greedy", "--max-requests", str(N_REQUESTS),
+        "--chunk-size", "1", "--no-progress",
+    ]  # fmt: skip
+
+
+def _fake_spawn(launcher: Path, args: list[str], work: Path, parties: int) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, str(launcher), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(
+            FAKE_BARRIER=str(work / "barrier"),
+            FAKE_PARTIES=str(parties),
+            FAKE_LOG=str(work / "turns.log"),
+            FAKE_DELAY="0.3",
+        ),
+    )
+
+
+@pytest.mark.slow
+def test_two_runs_on_one_folder_generate_each_chunk_once(source: Path, tmp_path: Path) -> None:
+    """Regression (issue 10, failure 8): two `c2-syn generate` runs on one output folder both
+    redid every chunk. Now each claims chunks: every turn is generated exactly once across the
+    two processes, both did part of the work, and the chunks equal a single run's."""
+    launcher = tmp_path / "fake_c2syn.py"
+    launcher.write_text(FAKE_LAUNCHER)
+    single, shared = tmp_path / "single", tmp_path / "shared"
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    proc = _fake_spawn(launcher, _fake_args(source, single / "out"), tmp_path / "one", 1)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
+
+    procs = [
+        _fake_spawn(launcher, _fake_args(source, shared / "out"), tmp_path / "two", 2)
+        for _ in range(2)
+    ]
+    results = [p.communicate(timeout=300) for p in procs]
+    for p, (_, err) in zip(procs, results, strict=True):
+        assert p.returncode == 0, err[-3000:]
+    turns = [json.loads(line) for line in (tmp_path / "two" / "turns.log").read_text().splitlines()]
+    keys = [(request, prefix) for _, request, prefix in turns]
+    assert len(keys) == len(set(keys)), "a turn was generated twice"
+    assert {pid for pid, _, _ in turns} == {p.pid for p in procs}  # both runs did some chunks
+    written = [
+        int(re.search(r"(\d+) chunk\(s\) written", out)[1]) for out, _ in results
+    ]  # every chunk written by exactly one of the two
+    assert sum(written) == len(_chunks(single / "out")) and min(written) >= 1
+    assert _chunks(shared / "out") == _chunks(single / "out")
+    assert not list(responses_dir(shared / "out").glob(".*.lock"))  # claims are released
+
+
+def test_a_claim_excludes_others_until_released_or_its_process_dies(tmp_path: Path) -> None:
+    from synth.claims import claim, holder, lock_path
+
+    chunk = tmp_path / "chunk-00000.jsonl"
+    first = claim(chunk)
+    assert first is not None
+    assert claim(chunk) is None  # another open file: excluded (flock is per open file)
+    assert holder(chunk) == f"pid {os.getpid()} on {__import__('socket').gethostname()}"
+    first.release()
+    assert not lock_path(chunk).exists()
+    # a lock file left by a killed process holds no lock: the chunk is claimable at once
+    lock_path(chunk).write_text(json.dumps({"pid": 999999, "host": "elsewhere"}))
+    again = claim(chunk)
+    assert again is not None
+    chunk.write_text("done\n")
+    again.release()
+    assert claim(chunk) is None  # a finished chunk is never claimed
+    # a process killed while holding the claim releases it (the kernel drops the lock)
+    chunk.unlink()
+    holder_proc = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from pathlib import Path; from synth.claims import claim; "
+         f"c = claim(Path({str(chunk)!r})); print(c is not None, flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True, env=_env(),
+    )  # fmt: skip
+    assert holder_proc.stdout.readline().strip() == "True"
+    assert claim(chunk) is None
+    os.kill(holder_proc.pid, signal.SIGKILL)
+    holder_proc.wait()
+    taken = claim(chunk)
+    assert taken is not None
+    taken.release()

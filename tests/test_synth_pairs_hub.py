@@ -10,15 +10,16 @@ from pathlib import Path
 
 import pytest
 
+from synth.dataset import load_c2syn, split_of
 from synth.gate import gate_stats, judge_records
 from synth.generate import build_manifest, make_record, select_requests
 from synth.hub import PushError, push, upload_plan, write_hub_folder
 from synth.pairs import (
     PAIRS_PER_REQUEST,
     RANK_PAIRS,
+    SCHEMA,
     build_pairs,
     read_pairs,
-    split_of,
     validate_pair_rows,
     write_pairs,
 )
@@ -181,6 +182,9 @@ def _hub_folder(tmp_path: Path, n: int = 7, test_size: float = 0.3, rows_per_fil
 
 
 def test_card_round_trips_through_datasets(tmp_path: Path) -> None:
+    import shutil
+    import uuid
+
     import datasets
     from huggingface_hub import DatasetCard
 
@@ -189,13 +193,28 @@ def test_card_round_trips_through_datasets(tmp_path: Path) -> None:
     # several files per split, named like the Hub's own converter
     assert len(files["train"]) > 1 and all(f.startswith("data/train-") for f in files["train"])
     assert files["train"][0].endswith(f"-of-{len(files['train']):05d}.parquet")
-    ds = datasets.load_dataset(str(tmp_path))
+    ds = load_c2syn(tmp_path)
     assert set(ds) == {"train", "test"}
     for split in ("train", "test"):
         assert ds[split].to_list() == splits[split]  # unchanged, in order
+    # the Hub reads the folder through the card (configs + dataset_info features): a copy under a
+    # name no datasets cache has seen stands in for the pushed repo
+    hub = tmp_path / f"hub-{uuid.uuid4().hex}"
+    shutil.copytree(tmp_path, hub, ignore=shutil.ignore_patterns("hub-*", "pairs"))
+    via_card = datasets.load_dataset(str(hub))
+    assert via_card["train"].features == ds["train"].features
+    assert via_card["test"].to_list() == splits["test"]
     card = DatasetCard.load(tmp_path / "README.md")
     meta = card.data.to_dict()
     assert meta["license"] == "cc-by-nc-4.0"
+    assert meta["source_datasets"] == ["PKU-Alignment/PKU-SafeRLHF"]
+    info = meta["dataset_info"]
+    assert datasets.Features._from_yaml_list(
+        info["features"]
+    ) == datasets.Features.from_arrow_schema(SCHEMA)
+    assert {s["name"]: s["num_examples"] for s in info["splits"]} == {
+        k: len(v) for k, v in splits.items()
+    }
     assert meta["task_categories"] == ["text-generation"]
     assert meta["size_categories"] == ["n<1K"]
     assert meta["pretty_name"] and "dpo" in meta["tags"]
@@ -212,11 +231,11 @@ def test_card_round_trips_through_datasets(tmp_path: Path) -> None:
 
 
 def test_card_without_test_split_declares_train_only(tmp_path: Path) -> None:
-    import datasets
-
     _hub_folder(tmp_path, n=2, test_size=0.0)
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["train-00000-of-00001.parquet"]
-    assert set(datasets.load_dataset(str(tmp_path))) == {"train"}
+    assert set(load_c2syn(tmp_path)) == {"train"}
+    card = (tmp_path / "README.md").read_text()
+    assert "split: test" not in card and "name: test" not in card
 
 
 def test_rewriting_the_card_leaves_no_stale_data_files(tmp_path: Path) -> None:
@@ -231,13 +250,12 @@ def test_rewriting_the_card_leaves_no_stale_data_files(tmp_path: Path) -> None:
 def test_trl_dpo_trainer_takes_the_hub_folder(tmp_path: Path, tiny_model_dir: str) -> None:
     import math
 
-    import datasets
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import DPOConfig, DPOTrainer
     from trl.data_utils import is_conversational
 
     _hub_folder(tmp_path, n=2, test_size=0.0)
-    train = datasets.load_dataset(str(tmp_path), split="train")
+    train = load_c2syn(tmp_path)["train"]
     assert train.num_rows == 30 and is_conversational(train[0])
     config = DPOConfig(
         output_dir=str(tmp_path / "dpo"),
@@ -287,7 +305,7 @@ def test_push_dry_run_lists_exact_files_and_never_the_token(tmp_path: Path) -> N
     proc = _cli(["push", "--out", str(tmp_path), "--repo-id", "org/c2-syn", "--dry-run"], env)
     assert proc.returncode == 0 and "NOT found" in proc.stdout
     proc = _cli(["push", "--out", str(tmp_path), "--repo-id", "org/c2-syn"], env)
-    assert proc.returncode == 1 and "no Hugging Face token" in proc.stderr
+    assert proc.returncode == 2 and "no Hugging Face token" in proc.stderr  # configuration
 
 
 class RecordingApi:

@@ -15,8 +15,10 @@ its built-in tasks), which saves ~15 s of start-up.
 
 Before lm-eval loads any model it validates the data (every row), the judge
 configuration (``judge.check()``) and, for hf/vllm/sglang, the model's chat
-template. Exit status: 0 ok, 1 judge errors (unless ``--allow-judge-errors``),
-2 bad input or configuration.
+template. Exit status: 0 ok; 1 judge errors (unless ``--allow-judge-errors``) or
+more than ``--max-invalid`` (default 5%) invalid verdicts (unless
+``--allow-invalid``); 2 bad input or configuration. The judge flags are the ones
+every tool shares (:mod:`cc_tasks.judges.settings`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from cc_tasks import TASK_DIR
+from cc_tasks.errors import CCError, RunFailure, UsageError, cli_exit
+from cc_tasks.judges.record import InvalidReport
+from cc_tasks.judges.settings import add_judge_flags, explicit_settings, invalid_policy
 
 PROG = "c2-eval"
 HF_LIKE = ("hf", "hf-auto", "huggingface", "vllm", "sglang")
@@ -66,40 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--prefill-mode", choices=("word", "token"), help="first k words (default) or tokens"
     )
     group.add_argument(
-        "--judge", metavar="KIND", help="judge kind (default rule): rule, openai, hf"
-    )
-    group.add_argument("--judge-model", metavar="NAME", help="judge model (judge option 'model')")
-    group.add_argument("--judge-base-url", metavar="URL", help="judge endpoint ('base_url')")
-    group.add_argument(
-        "--judge-api-key-env", metavar="VAR", help="env var holding the judge's API key"
-    )
-    group.add_argument("--judge-concurrency", type=int, metavar="N", help="judge requests at once")
-    group.add_argument("--judge-cache", metavar="PATH", help="verdict cache file ('cache_path')")
-    group.add_argument(
-        "--no-judge-cache", action="store_true", default=None, help="do not use the verdict cache"
-    )
-    group.add_argument(
         "--strict",
         action="store_true",
         default=None,
         help="invalid verdicts count as not corrected",
     )
-    group.add_argument(
-        "--allow-judge-errors",
-        action="store_true",
-        default=None,
-        help="exit 0 even when some judgments failed",
-    )
+    # the judge flags every tool shares (cc_tasks.judges.settings): --judge becomes metadata
+    # 'judge', the options 'judge_options'; --max-invalid / --allow-invalid decide the exit code
+    add_judge_flags(parser.add_argument_group("judge (metadata 'judge', 'judge_options')"))
     return parser
-
-
-JUDGE_OPTION_FLAGS = {
-    "judge_model": "model",
-    "judge_base_url": "base_url",
-    "judge_api_key_env": "api_key_env",
-    "judge_concurrency": "concurrency",
-    "judge_cache": "cache_path",
-}
 
 
 def metadata_from_flags(ours: argparse.Namespace) -> dict[str, Any]:
@@ -111,16 +91,14 @@ def metadata_from_flags(ours: argparse.Namespace) -> dict[str, Any]:
         ("seed", "seed"),
         ("paths", "paths"),
         ("prefill_mode", "prefill_mode"),
-        ("judge", "judge"),
         ("strict", "strict"),
         ("allow_judge_errors", "allow_judge_errors"),
     ):
         if getattr(ours, flag) is not None:
             meta[key] = getattr(ours, flag)
-    options = {key: getattr(ours, flag) for flag, key in JUDGE_OPTION_FLAGS.items()}
-    options = {k: v for k, v in options.items() if v is not None}
-    if ours.no_judge_cache:
-        options["use_cache"] = False
+    kind, options = explicit_settings(ours)  # the environment is resolved by the tasks
+    if kind is not None:
+        meta["judge"] = kind
     if options:
         meta["judge_options"] = options
     return meta
@@ -206,7 +184,8 @@ def precheck_chat_template(model: str, model_args: Mapping[str, Any], options: A
     minutes earlier for big models. Skipped where the tokenizer cannot be loaded
     here; the task checks again after lm-eval renders the real prompts.
     """
-    from cc_tasks.c2_eval.utils import build_docs, check_rendered
+    from cc_tasks.c2_eval.docs import build_docs
+    from cc_tasks.c2_eval.task import check_rendered
     from cc_tasks.prefill import render_open_assistant
 
     if model not in HF_LIKE and not (model == "local-completions" and model_args.get("tokenizer")):
@@ -234,69 +213,102 @@ def precheck_chat_template(model: str, model_args: Mapping[str, Any], options: A
     check_rendered(text, doc)
 
 
-def fail(message: str, code: int = 2) -> int:
-    print(f"{PROG}: error: {message}", file=sys.stderr)
-    return code
+def c2_eval_task_names() -> list[str]:
+    """The task and group names the YAML files in :data:`TASK_DIR` define (sorted)."""
+    names = set()
+    for config in TASK_DIR.glob("*.yaml"):
+        for line in config.read_text(encoding="utf-8").splitlines():
+            key, _, value = line.partition(":")
+            if key in ("task", "group") and value.strip():
+                names.add(value.strip())
+    return sorted(names, key=lambda n: (len(n), n))
+
+
+def check_task_names(tasks: Any) -> None:
+    """Unknown ``c2_eval*`` names fail here in one line, not in lm-eval's traceback."""
+    requested = [n for n in _task_names(tasks) if n.startswith("c2_eval")]
+    if not requested:
+        return
+    known = c2_eval_task_names()
+    unknown = [n for n in requested if n not in known]
+    if unknown:
+        raise UsageError(
+            f"--tasks: unknown C²-EVAL task {', '.join(map(repr, unknown))}; "
+            f"valid names: {', '.join(known)}"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Exit codes (:mod:`cc_tasks.errors`): 0 ok, 1 judge errors, 2 bad input or configuration."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     if _has(argv, "-h", "--help"):
         parser.print_help()
         return 0
     ours, rest = parser.parse_known_args(argv)
+    try:
+        return run(ours, rest)
+    except (CCError, OSError) as err:  # one line, no traceback
+        return cli_exit(PROG, err)
 
+
+def run(ours: argparse.Namespace, rest: Sequence[str]) -> int:
+    """Check everything cheap (tasks, data, judge, chat template), then run lm-eval."""
     from lm_eval.utils import setup_logging
 
-    from cc_tasks.c2_eval import utils
-    from cc_tasks.judges import JudgeConfigError
-    from cc_tasks.pku import DataError
-    from cc_tasks.prefill import ChatTemplateError
+    from cc_tasks.c2_eval import docs, utils
 
     setup_logging()
-    bad_input = (DataError, utils.C2EvalConfigError, JudgeConfigError, ChatTemplateError)
+    policy = invalid_policy(ours)  # --max-invalid checked before anything runs
     lm_argv, default_model = lm_eval_argv(rest, ours)
     cli, args = parse_lm_eval(lm_argv)
+    check_task_names(args.tasks)
 
     args.include_path = [str(TASK_DIR), args.include_path] if args.include_path else str(TASK_DIR)
     args.metadata = {**(args.metadata or {}), **metadata_from_flags(ours)}
     model_args = dict(args.model_args or {})
+    c2_eval = wants_c2_eval(args.tasks)
+    if c2_eval:  # the rows first: streamed, so a bad file fails at once (before any model)
+        docs.eval_rows(docs.run_options(model_args | args.metadata))
     if default_model and "pretrained" not in model_args:
-        from cc_tasks.embedded import EmbeddedModelError, embedded_model_path
+        from cc_tasks.embedded import embedded_model_path
 
-        try:
-            model_args["pretrained"] = embedded_model_path()
-        except EmbeddedModelError as err:
-            return fail(str(err))
+        model_args["pretrained"] = embedded_model_path()  # converts once (~1 min) if needed
         args.model_args = model_args
-
-    if wants_c2_eval(args.tasks):
-        try:
-            options = utils.validate_run(model_args | args.metadata)
-            precheck_chat_template(args.model, model_args, options)
-        except bad_input as err:
-            return fail(str(err))
+    if c2_eval:
+        options = docs.validate_run(model_args | args.metadata)
+        precheck_chat_template(args.model, model_args, options)
 
     utils.JUDGE_LEDGER.clear()
-    try:
-        with own_tasks_only(only_c2_eval(args.tasks)):
-            cli.execute(args)
-    except bad_input as err:
-        return fail(str(err))
+    with own_tasks_only(only_c2_eval(args.tasks)):
+        cli.execute(args)
 
+    problems = []
     errors = sum(entry["errors"] for entry in utils.JUDGE_LEDGER)
+    judged = sum(entry["paths"] for entry in utils.JUDGE_LEDGER)
     if errors:
-        allowed = utils.run_options(model_args | args.metadata).allow_judge_errors
-        judged = sum(entry["paths"] for entry in utils.JUDGE_LEDGER)
+        allowed = docs.run_options(model_args | args.metadata).allow_judge_errors
         message = (
             f"{errors} of {judged} judgments failed (label 'error', left out of corr); "
             "see the log above, rerun (cached verdicts are reused) or re-judge the samples "
             "with c2-judge"
         )
         if not allowed:
-            return fail(message + "; pass --allow-judge-errors to accept", 1)
-        print(f"{PROG}: warning: {message}", file=sys.stderr)
+            problems.append(message + "; pass --allow-judge-errors to accept")
+        else:
+            print(f"{PROG}: warning: {message}", file=sys.stderr)
+    invalid = InvalidReport(
+        ", ".join(sorted({str(entry["judge"]) for entry in utils.JUDGE_LEDGER})),
+        sum(entry.get("invalid", 0) for entry in utils.JUDGE_LEDGER),
+        judged,
+    )
+    too_many_invalid = policy.failure(invalid)
+    if too_many_invalid:
+        problems.append(f"{too_many_invalid} (example replies in the log above)")
+    elif invalid.invalid:
+        print(f"{PROG}: warning: {invalid.warning()} (examples in the log above)", file=sys.stderr)
+    if problems:
+        raise RunFailure("; and ".join(problems))
     return 0
 
 

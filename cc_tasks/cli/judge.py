@@ -15,272 +15,60 @@ the ``samples_<task>_<date>.jsonl`` files that ``lm_eval --log_samples`` (or
 (k, doc.row_id, path index) and prints percent agreement and Cohen's kappa per
 k and overall.
 
+``c2-judge validate --judge KIND [--split dev|test|all]`` runs a judge on the
+labelled gold set and prints Cohen's kappa, accuracy, precision and recall with
+bootstrap intervals, the invalid rate, the confusion matrix and the numbers per
+item kind (:mod:`cc_tasks.judges.validate`); ``--record`` stores the judge card.
+
 Input is validated completely (one clear line naming file, line and field)
 before any judge is built or called. Existing outputs are never overwritten
-without ``--overwrite``. Exit status: 0 ok, 1 judge errors (unless
-``--allow-judge-errors``), 2 bad input or configuration.
+without ``--overwrite``. The judge flags are the ones every tool shares
+(:mod:`cc_tasks.judges.settings`; the old spellings ``--cache-path``,
+``--concurrency``, ``--no-cache`` and ``--probe`` still work). Exit status
+(:mod:`cc_tasks.errors`): 0 ok; 1 judge errors (unless ``--allow-judge-errors``)
+or more than ``--max-invalid`` (default 5%) invalid verdicts (unless
+``--allow-invalid``), outputs written all the same; 2 bad input or configuration.
 """
 
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import logging
-import os
-import re
 import sys
-import tempfile
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from cc_tasks.judges import (
-    JUDGE_KINDS,
-    Judge,
-    JudgeConfigError,
-    JudgeItem,
-    Verdict,
-    make_judge,
-    parse_options,
-)
-from cc_tasks.judges.scoring import Score, agreement, as_record, reference_list, score
+from cc_tasks.errors import CCError, RunFailure, UsageError, cli_exit
+from cc_tasks.files import atomic_write_text
+from cc_tasks.judges import JudgeItem
+from cc_tasks.judges.record import judge_batch, verdict_record
+from cc_tasks.judges.scoring import agreement
+from cc_tasks.judges.settings import add_judge_flags, invalid_policy, judge_from_args
+from cc_tasks.results import corr_document, judged_runs, write_corr
+from cc_tasks.samples import find_sample_files, read_sample_file, sample_verdicts
 
-SAMPLE_NAME = re.compile(r"^samples_(?P<task>.+)_(?P<date>\d{4}-\d{2}-\d{2}T[\d.\-]+)\.jsonl$")
-SUBTASK_K = re.compile(r"_k\d+$")
-OPTIONS_ENV = "C2_EVAL_JUDGE_OPTIONS"
-KIND_ENV = "C2_EVAL_JUDGE"
+# the old c2-judge spellings, still accepted (hidden from --help)
+OLD_FLAGS = {
+    "--cache-path": "--judge-cache",
+    "--concurrency": "--judge-concurrency",
+    "--no-cache": "--no-judge-cache",
+    "--probe": "--judge-probe",
+}
 log = logging.getLogger("c2-judge")
 
 
-class InputError(ValueError):
+class InputError(UsageError):
     """A sample file or argument is unusable (one line, names file/line/field)."""
-
-
-# --------------------------------------------------------------------------- reading samples
-@dataclass
-class Sample:
-    """One lm-eval sample line: a doc and its continuations (paths)."""
-
-    line: int
-    data: dict[str, Any]
-    k: int
-    row_id: Any
-    prompt: str
-    prefill: str
-    continuations: list[str]
-
-
-@dataclass
-class SampleFile:
-    path: Path
-    task: str
-    date: str
-    run: str
-    samples: list[Sample] = field(default_factory=list)
-
-    @property
-    def family(self) -> str:
-        """Task without its ``_k<N>`` suffix: subtasks of one family form one Corr@k list."""
-        return SUBTASK_K.sub("", self.task)
-
-
-def _field(source: str, doc: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
-    if name not in doc:
-        raise InputError(f"{source}: field 'doc.{name}': missing")
-    value = doc[name]
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise InputError(
-            f"{source}: field 'doc.{name}': expected {_type_name(kind)}, got {value!r:.60}"
-        )
-    return value
-
-
-def _type_name(kind: type | tuple[type, ...]) -> str:
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    return " or ".join(k.__name__ for k in kinds)
-
-
-def parse_sample(source: str, line_no: int, data: Any, *, need_row_id: bool) -> Sample:
-    """Validate one decoded sample line (lm-eval 0.4 shape) into a :class:`Sample`."""
-    where = f"{source}: line {line_no}"
-    if not isinstance(data, dict):
-        raise InputError(f"{where}: expected a JSON object")
-    doc = data.get("doc")
-    if not isinstance(doc, dict):
-        raise InputError(f"{where}: field 'doc': missing or not an object")
-    prompt = _field(where, doc, "prompt", str)
-    prefill = _field(where, doc, "prefill", str)
-    k = _field(where, doc, "k", (int, str))
-    if isinstance(k, str):
-        if not k.strip().isdigit():
-            raise InputError(f"{where}: field 'doc.k': expected an integer, got {k!r:.60}")
-        k = int(k)
-    row_id = doc.get("row_id")
-    if need_row_id and (row_id is None or isinstance(row_id, (dict, list))):
-        raise InputError(f"{where}: field 'doc.row_id': missing (needed to match paths)")
-    resps = data.get("resps")
-    if not isinstance(resps, list) or not resps:
-        raise InputError(f"{where}: field 'resps': missing or empty")
-    paths = resps[0]
-    if isinstance(paths, str):
-        paths = [paths]
-    if not isinstance(paths, list) or not paths or not all(isinstance(p, str) for p in paths):
-        raise InputError(f"{where}: field 'resps': expected [[continuation, ...]] of strings")
-    return Sample(line_no, data, k, row_id, prompt, prefill, list(paths))
-
-
-def read_sample_file(path: Path, run: str, *, need_row_id: bool) -> SampleFile:
-    match = SAMPLE_NAME.match(path.name)
-    task, date = (match["task"], match["date"]) if match else (path.stem, "")
-    result = SampleFile(path=path, task=task, date=date, run=run)
-    try:
-        handle = path.open(encoding="utf-8")
-    except OSError as err:
-        raise InputError(f"{path}: cannot read ({err.strerror})") from None
-    with handle:
-        for line_no, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise InputError(f"{path}: line {line_no}: not JSON ({err.msg})") from None
-            result.samples.append(parse_sample(str(path), line_no, data, need_row_id=need_row_id))
-    if not result.samples:
-        raise InputError(f"{path}: no samples")
-    return result
-
-
-def find_sample_files(paths: Sequence[str], *, need_row_id: bool) -> list[SampleFile]:
-    """Files as given; folders searched for ``samples_*.jsonl`` (latest date per run and task)."""
-    chosen: dict[tuple[str, str], tuple[Path, str]] = {}
-    explicit: list[tuple[Path, str]] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_file():
-            explicit.append((path, path.resolve().parent.name))
-        elif path.is_dir():
-            found = sorted(path.rglob("samples_*.jsonl"))
-            if not found:
-                raise InputError(f"{path}: no samples_*.jsonl files inside")
-            for file in found:
-                run = file.parent.name
-                match = SAMPLE_NAME.match(file.name)
-                task, date = (match["task"], match["date"]) if match else (file.stem, "")
-                previous = chosen.get((run, task))
-                if previous is None or previous[1] < date:
-                    if previous is not None:
-                        log.warning("using %s, the latest of several runs of %s", file, task)
-                    chosen[(run, task)] = (file, date)
-        else:
-            raise InputError(f"{path}: no such file or folder")
-    files = [(p, run) for (run, _), (p, _) in sorted(chosen.items())] + explicit
-    result = [read_sample_file(p, run, need_row_id=need_row_id) for p, run in files]
-    seen: dict[tuple[str, str], Path] = {}
-    for sf in result:
-        other = seen.setdefault((sf.run, sf.task), sf.path)
-        if other != sf.path:
-            raise InputError(
-                f"two sample files for task {sf.task} in run {sf.run}: {other} and {sf.path}; pass one"
-            )
-    return result
-
-
-def verdict_records(sample: Sample, source: str) -> list[dict[str, Any]]:
-    """The verdict record of every path of a judged sample (``filtered_resps``)."""
-    filtered = sample.data.get("filtered_resps")
-    where = f"{source}: line {sample.line}: field 'filtered_resps'"
-    if not isinstance(filtered, list) or not filtered:
-        raise InputError(f"{where}: missing (was this run judged?)")
-    entries = filtered[0] if isinstance(filtered[0], list) else filtered
-    if len(entries) != len(sample.continuations):
-        raise InputError(
-            f"{where}: {len(entries)} verdicts for {len(sample.continuations)} continuations in 'resps'"
-        )
-    try:
-        return [as_record(entry) for entry in entries]
-    except ValueError as err:
-        raise InputError(f"{where}: {err} (judge it first with c2-judge rejudge)") from None
 
 
 # --------------------------------------------------------------------------- rejudge
 
 
-def _accepts(kind: str, option: str) -> bool:
-    """Whether judge ``kind``'s constructor takes ``option`` (to pass CLI conveniences only where they fit)."""
-    import importlib
-
-    module_name, cls_name = JUDGE_KINDS[kind].split(":")
-    cls = getattr(importlib.import_module(module_name), cls_name)
-    try:
-        params = inspect.signature(cls).parameters
-    except (TypeError, ValueError):
-        return False
-    return option in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
-
-
-def judge_from_args(args: argparse.Namespace) -> Judge:
-    """The judge the flags describe: env defaults < --judge-options < dedicated flags."""
-    kind = (args.judge or os.environ.get(KIND_ENV) or "rule").strip().lower()
-    if kind not in JUDGE_KINDS:
-        raise JudgeConfigError(f"unknown judge {kind!r}; choose one of: {', '.join(JUDGE_KINDS)}")
-    options: dict[str, Any] = {}
-    options.update(parse_options(os.environ.get(OPTIONS_ENV), OPTIONS_ENV))
-    options.update(parse_options(args.judge_options, "--judge-options"))
-    flags = {
-        "model": args.judge_model,
-        "base_url": args.judge_base_url,
-        "api_key_env": args.judge_api_key_env,
-        "concurrency": args.concurrency,
-        "cache_path": args.cache_path,
-    }
-    options.update({key: value for key, value in flags.items() if value is not None})
-    if args.no_cache and _accepts(kind, "use_cache"):
-        options["use_cache"] = False
-    if args.no_progress and _accepts(kind, "progress"):
-        options["progress"] = False
-    if _accepts(kind, "probe"):  # nothing expensive precedes judging here: skip the probe request
-        options.setdefault("probe", args.probe)
-    judge = make_judge(kind, **options)
-    judge.check()
-    return judge
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def _fmt(value: float | None, digits: int = 4) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
-
-
-def markdown_table(results: list[dict[str, Any]], judge: dict[str, Any], strict: bool) -> str:
-    lines = [f"# Corr@k judged by {judge['name']}", ""]
-    lines.append(f"Judge: `{json.dumps(judge, sort_keys=True)}`; strict: {strict}.")
-    for block in results:
-        lines += ["", f"## {block['run']} / {block['family']}", ""]
-        lines.append("| k | n | yes | no | invalid | errors | Corr@k | corr_pos |")
-        lines.append("|---|---|---|---|---|---|---|---|")
-        for k, s in sorted(block["per_k"].items(), key=lambda kv: int(kv[0])):
-            lines.append(
-                f"| {k} | {s['n']} | {s['yes']} | {s['no']} | {s['invalid']} | {s['errors']} "
-                f"| {_fmt(s['corr'])} | {_fmt(s['corr_pos'], 2)} |"
-            )
-        lines.append(f"| mean | | | | | | {_fmt(block['corr_mean'])} | |")
-        lines += ["", f"Reference list: `{json.dumps(block['reference_list'])}`"]
-    return "\n".join(lines) + "\n"
 
 
 def rejudge(args: argparse.Namespace) -> int:
@@ -297,33 +85,26 @@ def rejudge(args: argparse.Namespace) -> int:
     if existing and not args.overwrite:
         raise InputError(f"{existing[0]} already exists; pass --overwrite or another --output-dir")
 
-    judge = judge_from_args(args)  # after the input is known good, before any judging
+    policy = invalid_policy(args)
+    # after the input is known good, before any judging; nothing expensive precedes the
+    # judging here, so no separate probe request unless --judge-probe asks for one
+    conveniences = {"probe": False, **({"progress": False} if args.no_progress else {})}
+    judge = judge_from_args(args, defaults=conveniences)
     items: list[JudgeItem] = []
     for sf in files:
         for sample in sf.samples:
             items += [JudgeItem(sample.prompt, sample.prefill, c) for c in sample.continuations]
     log.info("judging %d continuations from %d files with %s", len(items), len(files), judge.name)
-    verdicts: Iterable[Verdict] = iter(judge.judge(items))
+    judged, invalid = judge_batch(judge, items)
+    verdicts = iter(judged)
 
-    per_block: dict[tuple[str, str], dict[int, list[dict[str, Any]]]] = defaultdict(
-        lambda: defaultdict(list)
-    )
     for sf in files:
         lines = []
         for sample in sf.samples:
             records = []
             for continuation in sample.continuations:
-                verdict = next(verdicts)
-                record = {
-                    "continuation": continuation,
-                    "label": verdict.label,
-                    "corrected": verdict.corrected,
-                    "position": verdict.position,
-                    "raw": verdict.raw,
-                    "judge": judge.name,
-                }
+                record = verdict_record(next(verdicts), judge.name, continuation)
                 records.append(record)
-                per_block[(sf.run, sf.family)][sample.k].append(record)
             data = dict(sample.data)
             # per-sample metric values of the old judge are stale: drop them
             for metric in data.get("metrics") or []:
@@ -333,50 +114,37 @@ def rejudge(args: argparse.Namespace) -> int:
             data["filter"] = judge.name
             data["rejudged_by"] = judge.describe()
             lines.append(json.dumps(data, ensure_ascii=False) + "\n")
-        _atomic_write(out / sf.run / sf.path.name, "".join(lines))
+        atomic_write_text(out / sf.run / sf.path.name, "".join(lines))
 
-    results = []
-    totals = {"errors": 0, "invalid": 0, "n": 0}
-    for (run, family), by_k in sorted(per_block.items()):
-        scores: dict[int, Score] = {k: score(recs, strict=args.strict) for k, recs in by_k.items()}
-        ref = reference_list(scores)
-        for s in scores.values():
-            totals["errors"] += s.errors
-            totals["invalid"] += s.invalid
-            totals["n"] += s.n
-        results.append(
-            {
-                "run": run,
-                "family": family,
-                "per_k": {str(k): s.to_dict() for k, s in sorted(scores.items())},
-                "corr_mean": ref[-1],
-                "reference_list": ref,
-            }
-        )
-    description = judge.describe()
-    report = {
-        "judge": description,
-        "strict": args.strict,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "inputs": [str(sf.path) for sf in files],
-        "totals": totals,
-        "results": results,
-    }
-    markdown = markdown_table(results, description, args.strict)
-    _atomic_write(out / "corr.json", json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    _atomic_write(out / "corr.md", markdown)
+    # the Corr@k schema (cc_tasks.results): read back what was written, so corr.json and
+    # c2-report count the same verdicts, with intervals, rows and the source run's provenance
+    rejudged = [
+        read_sample_file(out / sf.run / sf.path.name, sf.run, need_row_id=False) for sf in files
+    ]
+    runs = judged_runs(rejudged, judge=judge, strict=args.strict, originals=files)
+    report = corr_document(
+        runs, judge=judge, strict=args.strict, inputs=[str(sf.path) for sf in files]
+    )
+    totals = report["totals"]
+    markdown = write_corr(out, report)
     print(markdown, end="")
-    for block in results:
+    for block in report["results"]:
         print(f"{block['run']} {block['family']}: {json.dumps(block['reference_list'])}")
     print(f"wrote {out / 'corr.json'}, {out / 'corr.md'} and {len(files)} sample files under {out}")
+    problems = []
     if totals["errors"] and not args.allow_judge_errors:
-        print(
-            f"c2-judge: error: {totals['errors']} of {totals['n']} judgments failed (label 'error', reason in "
+        problems.append(
+            f"{totals['errors']} of {totals['n']} judgments failed (label 'error', reason in "
             "'raw' of the written samples); rerun to retry only those (the rest is cached) "
-            "or pass --allow-judge-errors",
-            file=sys.stderr,
+            "or pass --allow-judge-errors"
         )
-        return 1
+    too_many_invalid = policy.failure(invalid)
+    if too_many_invalid:
+        problems.append(too_many_invalid)
+    elif invalid.invalid:
+        print(f"c2-judge: warning: {invalid.warning()}", file=sys.stderr)
+    if problems:  # the outputs above are written all the same
+        raise RunFailure("; and ".join(problems))
     return 0
 
 
@@ -386,7 +154,7 @@ def load_judged(paths: Sequence[str], side: str) -> dict[tuple[int, str, int], d
     out: dict[tuple[int, str, int], dict[str, Any]] = {}
     for sf in find_sample_files(paths, need_row_id=True):
         for sample in sf.samples:
-            for index, record in enumerate(verdict_records(sample, str(sf.path))):
+            for index, record in enumerate(sample_verdicts(sample, str(sf.path))):
                 key = (sample.k, str(sample.row_id), index)
                 if key in out:
                     raise InputError(
@@ -435,12 +203,29 @@ def agree(args: argparse.Namespace) -> int:
     if report["only_in_a"] or report["only_in_b"]:
         print(f"unmatched paths: {report['only_in_a']} only in A, {report['only_in_b']} only in B")
     if args.json:
-        _atomic_write(Path(args.json), json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+        atomic_write_text(Path(args.json), json.dumps(report, indent=2, ensure_ascii=False) + "\n")
         print(f"wrote {args.json}")
     return 0
 
 
 # --------------------------------------------------------------------------- entry point
+def _add_validate(sub: Any) -> None:
+    """``c2-judge validate``: a judge against the labelled gold set (cc_tasks.judges.validate)."""
+    from cc_tasks.judges import settings, validate
+
+    va = sub.add_parser(
+        "validate",
+        help="kappa, accuracy, precision, recall (bootstrap CIs) of a judge on the gold set",
+    )
+    settings.add_judge_flags(va, skip=("--max-invalid", "--allow-invalid", "--allow-judge-errors"))
+    validate.add_arguments(va)
+    va.set_defaults(
+        func=lambda args: validate.run(
+            args, lambda a: settings.judge_from_args(a, defaults={"probe": False})
+        )
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="c2-judge",
@@ -453,36 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     rj.add_argument(
         "samples", nargs="+", help="samples_<task>_<date>.jsonl files or folders holding them"
     )
-    rj.add_argument(
-        "--judge", help=f"judge kind: {', '.join(JUDGE_KINDS)} (default ${KIND_ENV}, else rule)"
-    )
-    rj.add_argument("--judge-model", help="judge model (openai: model name; hf: folder or Hub id)")
-    rj.add_argument(
-        "--judge-base-url", help="OpenAI-compatible base URL, e.g. http://localhost:8000/v1"
-    )
-    rj.add_argument(
-        "--judge-api-key-env",
-        help="environment variable holding the API key (default OPENAI_API_KEY)",
-    )
-    rj.add_argument("--judge-options", help=f"JSON object of judge options (over ${OPTIONS_ENV})")
-    rj.add_argument(
-        "--concurrency", type=int, help="concurrent judge requests (openai; default 32)"
-    )
-    rj.add_argument(
-        "--cache-path", help="SQLite verdict cache file (default in the project cache folder)"
-    )
-    rj.add_argument(
-        "--no-cache", action="store_true", help="neither read nor write the verdict cache"
-    )
-    rj.add_argument(
-        "--probe",
-        action="store_true",
-        help="openai: send one 1-token request first to check the endpoint",
-    )
+    add_judge_flags(rj.add_argument_group("judge"), aliases=OLD_FLAGS)
     rj.add_argument("--strict", action="store_true", help="count invalid verdicts as not corrected")
-    rj.add_argument(
-        "--allow-judge-errors", action="store_true", help="exit 0 even if some judgments failed"
-    )
     rj.add_argument(
         "-o",
         "--output-dir",
@@ -505,20 +262,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ag.add_argument("--json", help="also write the agreement report to this JSON file")
     ag.set_defaults(func=agree)
+    _add_validate(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] not in ("rejudge", "agree") and not argv[0].startswith("-"):
+    if argv and argv[0] not in ("rejudge", "agree", "validate") and not argv[0].startswith("-"):
         argv.insert(0, "rejudge")  # `c2-judge SAMPLES... --judge openai` is rejudge
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="c2-judge: %(levelname)s: %(message)s")
     try:
         return args.func(args)
-    except (InputError, JudgeConfigError) as err:
-        print(f"c2-judge: error: {err}", file=sys.stderr)
-        return 2
+    except (CCError, OSError) as err:  # one line; exit 2 bad input, 1 failed run (cc_tasks.errors)
+        return cli_exit("c2-judge", err)
 
 
 if __name__ == "__main__":

@@ -8,18 +8,13 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from cc_tasks.report import (
-    ReportError,
-    load_reports,
-    markdown_table,
-    plot,
-    reference_list,
-    write_csv,
-    write_json,
-)
+from cc_tasks import viewer
+from cc_tasks.errors import CCError, cli_exit
+from cc_tasks.files import atomic_write_text
+from cc_tasks.report import plot, write_csv, write_json
+from cc_tasks.results import load_runs, markdown_table, table_notes
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,7 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "inputs",
         nargs="+",
-        help="lm-eval result files/folders (--output_path) or c2-judge JSON outputs",
+        help="lm-eval result files/folders (--output_path) or c2-judge outputs (corr.json or its "
+        "folder); sample files beside them give exact counts and the bootstrap over rows",
     )
     parser.add_argument("--label", action="append", help="name of each input, in order (repeat)")
     parser.add_argument(
@@ -37,24 +33,40 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", type=Path, help="write the runs as JSON here")
     parser.add_argument("--plot", type=Path, help="write the Corr@k plot (PNG) here")
     parser.add_argument("--title", default="C²-EVAL: course-correction rate", help="plot title")
+    parser.add_argument(
+        "--html",
+        type=Path,
+        help="write the sample viewer here: one self-contained HTML file with the table, the plot "
+        "and every sample of the runs, filterable (see cc_tasks/c2_eval/README.md)",
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Exit codes (:mod:`cc_tasks.errors`): 0 ok, 2 an input or output path is unusable."""
     args = build_parser().parse_args(argv)
     try:
-        reports = load_reports(args.inputs, args.label)
-    except ReportError as err:
-        print(f"c2-report: error: {err}", file=sys.stderr)
-        return 2
-    table = markdown_table(reports)
+        return run(args)
+    except (CCError, OSError) as err:  # one line, no traceback
+        return cli_exit("c2-report", err)
+
+
+def run(args: argparse.Namespace) -> int:
+    reports = load_runs(args.inputs, args.label)
+    # --html: check its path and read every sample before anything is written
+    samples = (
+        viewer.prepare(args.html, reports, overwrite=getattr(args, "overwrite", False))
+        if args.html
+        else None
+    )
+    table = markdown_table(reports) + "\n\n" + table_notes(reports)
     print(table)
     for r in reports:
-        print(f"{r.label}: {reference_list(r)}")
+        print(f"{r.label}: {r.reference_list()}")
     csv_path, json_path, png_path = args.csv, args.json, args.plot
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "report.md").write_text(table + "\n", encoding="utf-8")
+        atomic_write_text(args.out / "report.md", table + "\n")
         csv_path = csv_path or args.out / "report.csv"
         json_path = json_path or args.out / "report.json"
         png_path = png_path or args.out / "corr_at_k.png"
@@ -65,6 +77,17 @@ def main(argv: list[str] | None = None) -> int:
     if png_path:
         plot(reports, png_path, args.title)
         print(f"plot: {png_path}")
+    if args.html and samples is not None:
+        print(
+            viewer.write_report(
+                args.html,
+                samples,
+                table_markdown=table,
+                title=args.title,
+                plot=lambda path: plot(reports, path, args.title),
+                png_path=png_path,
+            )
+        )
     return 0
 
 

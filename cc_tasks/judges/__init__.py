@@ -13,6 +13,7 @@ JUDGE_KINDS: dict[str, str] = {
     "rule": "cc_tasks.judges.rule:RuleJudge",
     "openai": "cc_tasks.judges.openai:OpenAIJudge",
     "hf": "cc_tasks.judges.hf:HFJudge",
+    "probe": "cc_tasks.judges.probe:ProbeJudge",
 }
 
 

@@ -12,12 +12,14 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
+from cc_tasks.errors import UsageError
+
 YES, NO, INVALID, ERROR = "yes", "no", "invalid", "error"
 LABELS = (YES, NO, INVALID, ERROR)
 
 
-class JudgeConfigError(ValueError):
-    """The judge cannot work as configured (unknown kind, missing key, bad URL, ...)."""
+class JudgeConfigError(UsageError):
+    """The judge cannot work as configured (unknown kind, missing key, bad URL, ...): exit 2."""
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,18 @@
 """On-disk SQLite cache of judge verdicts, so a rerun over the same items costs nothing.
 
-Keyed by a SHA-256 of (judge kind, model, exact prompt, decoding parameters):
-change any of them and the old verdicts no longer match. Only the key, the
-verdict and a few descriptive columns are stored; neither the prompt (harmful
-text) nor any credential ever is. ``error`` verdicts are never stored, so a
-rerun retries exactly the items that failed. ``invalid`` verdicts are stored:
-they are the judge's real (deterministic, temperature 0) answer.
+Keyed by a SHA-256 of (judge kind, model, exact prompt, decoding parameters,
+what serves the model): change any of them and the old verdicts no longer
+match. What serves the model is an API judge's endpoint (its base URL,
+normalised, never the key or URL credentials: another server behind the same
+model name is another judge) or a local judge's engine and dtype. Only the
+key, the verdict and a few descriptive columns are stored; neither the prompt
+(harmful text) nor any credential ever is.
+
+Only valid verdicts (``yes``/``no``) are stored and read back. ``error``
+verdicts are never stored, so a rerun retries exactly the items that failed;
+nor are ``invalid`` ones (a reply that is not a clear yes or no is a symptom
+of a misconfigured judge or server, see :mod:`.record`), so a rerun with a
+fixed judge asks again; rows of either kind left by older versions are ignored.
 
 Safe under concurrency: WAL journal, a busy timeout for other processes, and
 one connection per thread (sqlite3 connections must not cross threads).
@@ -22,9 +29,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .base import ERROR, LABELS, Verdict
+from .base import NO, YES, Verdict
 
 CACHE_FILE = "judge-cache.sqlite"
+CACHED_LABELS = (YES, NO)  # what a rerun may reuse; invalid and error are asked again
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS verdicts (
     key TEXT PRIMARY KEY,
@@ -39,20 +47,29 @@ CREATE TABLE IF NOT EXISTS verdicts (
 
 
 def default_cache_path() -> Path:
-    """``<cc_tasks.embedded.cache_dir()>/judge-cache.sqlite`` (honours $COURSE_CORRECTION_CACHE)."""
-    from cc_tasks.embedded import cache_dir
+    """``<cc_tasks.paths.cache_dir()>/judge-cache.sqlite`` (honours $COURSE_CORRECTION_CACHE)."""
+    from cc_tasks.paths import cache_dir
 
     return cache_dir() / CACHE_FILE
 
 
-def cache_key(kind: str, model: str, prompt: str, params: Mapping[str, Any] | None = None) -> str:
-    """Hex SHA-256 of the canonical JSON of everything that determines a verdict."""
-    blob = json.dumps(
-        {"kind": kind, "model": model, "prompt": prompt, "params": dict(params or {})},
-        sort_keys=True,
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
+def cache_key(
+    kind: str,
+    model: str,
+    prompt: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    served_by: Mapping[str, Any] | None = None,
+) -> str:
+    """Hex SHA-256 of the canonical JSON of everything that determines a verdict.
+
+    ``served_by``: what else decides the answer, e.g. an API judge's normalised
+    base URL or a local judge's engine (never a credential).
+    """
+    ident = {"kind": kind, "model": model, "prompt": prompt, "params": dict(params or {})}
+    if served_by:  # absent when empty, so keys of judges without one stay as they were
+        ident["served_by"] = dict(served_by)
+    blob = json.dumps(ident, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
@@ -93,22 +110,24 @@ class JudgeCache:
             chunk = wanted[start : start + 500]
             marks = ",".join("?" * len(chunk))
             rows = conn.execute(
-                f"SELECT key, label, raw, position FROM verdicts WHERE key IN ({marks})", chunk
+                f"SELECT key, label, raw, position FROM verdicts WHERE key IN ({marks}) "
+                f"AND label IN ({','.join('?' * len(CACHED_LABELS))})",
+                [*chunk, *CACHED_LABELS],
             ).fetchall()
             for key, label, raw, position in rows:
                 found[key] = Verdict(label=label, raw=raw, position=position)
         return found
 
     def put(self, key: str, verdict: Verdict, *, kind: str, model: str) -> bool:
-        """Store one verdict; ``error`` verdicts are refused (returns False), never stored."""
+        """Store one verdict; ``invalid`` and ``error`` ones are refused (returns False)."""
         return self.put_many([(key, verdict)], kind=kind, model=model) == 1
 
     def put_many(self, entries: Iterable[tuple[str, Verdict]], *, kind: str, model: str) -> int:
-        """Store verdicts (errors skipped); returns how many were written."""
+        """Store the valid verdicts (invalid and errors skipped); returns how many were written."""
         rows = [
             (key, kind, model, v.label, v.raw, v.position, time.time())
             for key, v in entries
-            if v.label != ERROR and v.label in LABELS
+            if v.label in CACHED_LABELS
         ]
         if not rows:
             return 0

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 from .base import JudgeConfigError, Verdict
 from .cache import JudgeCache
 from .prompt import PROMPT_VERSION, merge_system, parse_verdict
-from .prompted import Conversation, PromptJudge
+from .prompted import Conversation, Deliver, PromptJudge
 
 log = logging.getLogger(__name__)
 ENGINES = ("auto", "transformers", "vllm")
@@ -95,6 +95,10 @@ class HFJudge(PromptJudge):
         """Decoding parameters that change a verdict (part of the cache key)."""
         return {"decoding": "greedy", "max_new_tokens": self.max_new_tokens}
 
+    def served_by(self) -> dict[str, Any]:
+        """Engine and dtype (part of the cache key): they can change a greedy answer."""
+        return {"engine": self.resolved_engine(), "dtype": str(self.dtype)}
+
     def describe(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
@@ -151,16 +155,15 @@ class HFJudge(PromptJudge):
         todo: list[str],
         first: dict[str, Conversation],
         keys: list[str],
-        cache: JudgeCache | None,
-    ) -> dict[str, Verdict]:
+        deliver: Deliver,
+    ) -> None:
         replies = self._generate([first[key] for key in todo])
-        computed = {
-            key: Verdict(label=parse_verdict(reply), raw=reply)
-            for key, reply in zip(todo, replies, strict=True)
-        }
-        if cache is not None:
-            cache.put_many(computed.items(), kind=self.kind, model=self.cache_model)
-        return computed
+        deliver(
+            {
+                key: Verdict(label=parse_verdict(reply), raw=reply)
+                for key, reply in zip(todo, replies, strict=True)
+            }
+        )
 
     def _generate(self, conversations: list[list[dict[str, str]]]) -> list[str]:
         if self._runner is None:

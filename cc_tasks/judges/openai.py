@@ -16,9 +16,10 @@ bounded by ``max_attempts`` and ``max_retry_time`` seconds per item. An item
 that still fails becomes ``Verdict("error", raw=<message>)``. 401/403/404 stop
 the whole batch at once (a wrong key, model or URL will not heal by retrying).
 
-Verdicts are cached in SQLite (:mod:`.cache`); errors are not. The API key is
+Valid verdicts are cached in SQLite (:mod:`.cache`), keyed with the normalised
+base URL (:func:`endpoint_id`): another server is another judge. The API key is
 read from the environment at request time and appears in no verdict, cache
-row, description or log line (messages are scrubbed before they leave).
+key or row, description or log line (messages are scrubbed before they leave).
 """
 
 from __future__ import annotations
@@ -36,12 +37,12 @@ from collections.abc import Coroutine
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from cc_tasks.prefill import stable_rng
+from cc_tasks.seeding import stable_rng
 
 from .base import ERROR, JudgeConfigError, Verdict
 from .cache import JudgeCache
 from .prompt import PROMPT_VERSION, parse_verdict
-from .prompted import Conversation, PromptJudge
+from .prompted import Conversation, Deliver, PromptJudge
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,17 @@ def safe_url(url: str) -> str:
     if parts.port:
         host = f"{host}:{parts.port}"
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def endpoint_id(url: str) -> str:
+    """The endpoint as the cache keys it: :func:`safe_url` (no credentials, query or fragment),
+    scheme and host lower-cased, default port and trailing slash dropped."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if parts.port and parts.port != {"http": 80, "https": 443}.get(scheme):
+        host = f"{host}:{parts.port}"
+    return urlunsplit((scheme, host, parts.path.rstrip("/"), "", ""))
 
 
 def parse_retry_after(headers: Any) -> float | None:
@@ -167,6 +179,10 @@ class OpenAIJudge(PromptJudge):
     def params(self) -> dict[str, Any]:
         """Decoding parameters that change a verdict (part of the cache key)."""
         return {"temperature": self.temperature, "seed": self.seed, "max_tokens": self.max_tokens}
+
+    def served_by(self) -> dict[str, Any]:
+        """The endpoint (part of the cache key): verdicts of one server never stand in for another's."""
+        return {"base_url": endpoint_id(self.base_url)}
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -315,17 +331,17 @@ class OpenAIJudge(PromptJudge):
         todo: list[str],
         first: dict[str, Conversation],
         keys: list[str],
-        cache: JudgeCache | None,
-    ) -> dict[str, Verdict]:
-        return run_coroutine(self._judge_all(todo, first, keys, cache))
+        deliver: Deliver,
+    ) -> None:
+        run_coroutine(self._judge_all(todo, first, keys, deliver))
 
     async def _judge_all(
         self,
         todo: list[str],
         messages: dict[str, list[dict[str, str]]],
         keys: list[str],
-        cache: JudgeCache | None,
-    ) -> dict[str, Verdict]:
+        deliver: Deliver,
+    ) -> None:
         from tqdm.auto import tqdm
 
         weight: dict[str, int] = {}
@@ -341,7 +357,6 @@ class OpenAIJudge(PromptJudge):
         )
         semaphore = asyncio.Semaphore(self.concurrency)
         fatal: list[str] = []
-        results: dict[str, Verdict] = {}
         client = self._client()
 
         async def one(key: str) -> None:
@@ -350,9 +365,7 @@ class OpenAIJudge(PromptJudge):
                     verdict = Verdict(ERROR, raw=f"not sent: {fatal[0]}")
                 else:
                     verdict = await self._request(client, key, messages[key], fatal)
-            results[key] = verdict
-            if cache is not None and verdict.label != ERROR:
-                cache.put(key, verdict, kind=self.kind, model=self.model)
+            deliver({key: verdict})  # cached at once: an interrupted run keeps it
             bar.update(weight[key])
 
         try:
@@ -360,7 +373,6 @@ class OpenAIJudge(PromptJudge):
         finally:
             bar.close()
             await client.close()
-        return results
 
     def _backoff(self, key: str, attempt: int) -> float:
         """Exponential backoff with a stable jitter in [0.5, 1] (spreads a burst of retries)."""

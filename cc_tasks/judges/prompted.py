@@ -1,15 +1,18 @@
 """The flow every model-backed judge shares: judge prompt -> cache lookup -> ask the model -> stats.
 
 Subclasses (``openai``, ``hf``) only say how to answer the prompts the cache did
-not have (:meth:`PromptJudge._answer`); building the prompts, keying and
-de-duplicating them, the cache and the run statistics live here once.
+not have (:meth:`PromptJudge._answer`) and what identifies their answers
+(:attr:`~PromptJudge.cache_model`, :meth:`~PromptJudge.params`,
+:meth:`~PromptJudge.served_by`). Building the prompts, keying and de-duplicating
+them, reading AND writing the cache (valid verdicts only, as they arrive) and the
+run statistics live here once.
 """
 
 from __future__ import annotations
 
 import abc
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,7 @@ from .prompt import build_messages, prompt_text
 log = logging.getLogger(__name__)
 
 Conversation = list[dict[str, str]]
+Deliver = Callable[[Mapping[str, Verdict]], None]
 
 
 class PromptJudge(Judge):
@@ -39,6 +43,13 @@ class PromptJudge(Judge):
         """Decoding parameters that change the verdict (part of the cache key)."""
         return {}
 
+    def served_by(self) -> dict[str, Any]:
+        """What else decides the answers: an API judge's endpoint, a local judge's engine.
+
+        Part of the cache key (so another server never lends its verdicts); never a secret.
+        """
+        return {}
+
     def _prepare(self) -> None:
         """Validate before any work (default: :meth:`check`)."""
         self.check()
@@ -49,12 +60,14 @@ class PromptJudge(Judge):
         todo: list[str],
         first: dict[str, Conversation],
         keys: list[str],
-        cache: JudgeCache | None,
-    ) -> dict[str, Verdict]:
-        """Verdicts for the cache keys in ``todo`` (``first[key]`` is the conversation to send).
+        deliver: Deliver,
+    ) -> None:
+        """Answer the prompts of the cache keys in ``todo`` (``first[key]`` is the conversation).
 
-        ``keys`` are all keys of the batch (with repeats), for progress accounting; an
-        implementation that stores verdicts as they arrive may use ``cache`` itself.
+        Call ``deliver({key: verdict, ...})`` as verdicts arrive (each key once; the
+        template caches them at once, so an interrupted run keeps what it got). ``keys``
+        are all keys of the batch (with repeats), for progress accounting. A key never
+        delivered becomes an ``error`` verdict.
         """
 
     def _get_cache(self) -> JudgeCache | None:
@@ -69,16 +82,27 @@ class PromptJudge(Judge):
         self._prepare()
         items = list(items)
         messages = [build_messages(item) for item in items]
+        model, params, served_by = self.cache_model, self.params(), self.served_by()
         keys = [
-            cache_key(self.kind, self.cache_model, prompt_text(m), self.params()) for m in messages
+            cache_key(self.kind, model, prompt_text(m), params, served_by=served_by)
+            for m in messages
         ]
         cache = self._get_cache()
         found, todo = lookup(cache, keys)
         first: dict[str, Conversation] = {}
         for key, msgs in zip(keys, messages, strict=True):
             first.setdefault(key, msgs)
-        computed = self._answer(todo, first, keys, cache) if todo else {}
-        verdicts = [found.get(key) or computed[key] for key in keys]
+        computed: dict[str, Verdict] = {}
+
+        def deliver(answers: Mapping[str, Verdict]) -> None:
+            computed.update(answers)
+            if cache is not None:  # the store refuses invalid and error verdicts
+                cache.put_many(answers.items(), kind=self.kind, model=model)
+
+        if todo:
+            self._answer(todo, first, keys, deliver)
+        lost = Verdict(ERROR, raw=f"judge {self.name} gave no verdict for this item")
+        verdicts = [found.get(key) or computed.get(key, lost) for key in keys]
         self.last_stats = {
             "items": len(items),
             "cached": sum(key in found for key in keys),

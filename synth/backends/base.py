@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from cc_tasks.errors import CCError
 from cc_tasks.prefill import render_open_assistant
 
 DECODING_MODES = ("diverse-beam", "beam", "greedy", "sample")
@@ -75,7 +76,7 @@ class Generation:
     tokens: int
 
 
-class BackendError(RuntimeError):
+class BackendError(CCError, RuntimeError):
     """A backend cannot start or a request failed for good (after retries)."""
 
 
@@ -83,6 +84,9 @@ class Backend(abc.ABC):
     """Base class. Subclasses set ``kind`` and implement :meth:`generate`."""
 
     kind: str = ""
+    # How many requests (5 turns each) one generate() call should get: small enough that
+    # progress moves per request, large enough to keep the hardware busy. None: all at once.
+    requests_per_call: int | None = None
 
     def __init__(self, model: str, decoding: Decoding, system_prompt: str | None = None) -> None:
         self.model_name = model
@@ -120,20 +124,3 @@ def adds_bos(tokenizer: Any, text: str) -> bool:
     """
     bos = getattr(tokenizer, "bos_token", None)
     return bool(bos) and not text.startswith(bos)
-
-
-def make_backend(kind: str, model: str, decoding: Decoding, **options: Any) -> Backend:
-    """Build a backend by name; heavy imports happen only here."""
-    if kind == "hf":
-        from .hf import HFBackend
-
-        return HFBackend(model, decoding, **options)
-    if kind == "vllm":
-        from .vllm import VLLMBackend
-
-        return VLLMBackend(model, decoding, **options)
-    if kind == "openai":
-        from .openai import OpenAIBackend
-
-        return OpenAIBackend(model, decoding, **options)
-    raise ValueError(f"unknown backend {kind!r}; choose one of hf, vllm, openai")

@@ -14,7 +14,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from cc_tasks.prefill import stable_seed
+from cc_tasks.seeding import stable_seed
 
 from .base import Backend, BackendError, Decoding, Generation, Turn, adds_bos, render
 
@@ -46,6 +46,8 @@ class HFBackend(Backend):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.batch_size = max(1, int(batch_size))
+        # batch_size requests = 5 full batches, sorted by length within the call (little padding)
+        self.requests_per_call = self.batch_size
         self.device = device or default_device()
         if dtype == "auto":
             torch_dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32

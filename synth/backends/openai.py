@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from cc_tasks.prefill import stable_seed
+from cc_tasks.seeding import stable_seed
 
 from .base import Backend, BackendError, Decoding, Generation, Turn, adds_bos, render
 
@@ -67,6 +67,7 @@ class OpenAIBackend(Backend):
                 raise BackendError(f"{OPENAI_HOST} needs an API key in ${api_key_env}")
             key = "EMPTY"  # self-hosted servers started without --api-key accept any key
         self.concurrency = max(1, int(concurrency))
+        self.requests_per_call = self.concurrency  # 5 turns each: every worker stays busy
         self.max_retries = max_retries
         self.client = openai.OpenAI(
             base_url=self.base_url, api_key=key, max_retries=max_retries, timeout=timeout

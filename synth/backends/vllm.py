@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from cc_tasks.prefill import stable_seed
+from cc_tasks.seeding import stable_seed
 
 from .base import Backend, BackendError, Decoding, Generation, Turn, adds_bos, render
 

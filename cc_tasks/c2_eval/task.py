@@ -1,0 +1,131 @@
+"""The C²-EVAL task class: lm-eval's ConfigurableTask plus the run options of the metadata.
+
+It configures what a YAML cannot express statically (repeats = paths, the judge
+filter under the judge's name, pooled Corr@k for several paths) and checks the
+chat rendering: every prompt must end with its prefill, outside any reasoning
+block, or the model would not continue the prefill.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import Any
+
+from lm_eval.api.task import ConfigurableTask
+
+from cc_tasks.c2_eval.docs import PROVENANCE_KEY, get_judge, run_options, run_provenance
+from cc_tasks.c2_eval.utils import FILTER_NAME, pooled_corr, process_results
+from cc_tasks.prefill import ChatTemplateError
+
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+
+NO_CHAT_TEMPLATE = (
+    "C²-EVAL prefills an open assistant turn, which needs the model's chat template: "
+    "run lm-eval with --apply_chat_template (c2-eval adds it)"
+)
+NOT_A_PROMPT = (
+    "C²-EVAL needs the chat rendered to one prompt string that ends with the prefill, but this "
+    "backend sends chat messages: use hf, vllm or sglang, or local-completions with "
+    "tokenizer=<HF tokenizer id> (tokenized_requests left on); chat-completions APIs start a new "
+    "assistant turn instead of continuing the prefill"
+)
+
+
+class C2EvalTask(ConfigurableTask):
+    """A C²-EVAL subtask: lm-eval's ConfigurableTask plus the run options of the metadata."""
+
+    def __init__(self, config: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+        cfg = dict(config or {})
+        cfg.pop("class", None)
+        options = run_options(cfg.get("metadata"))
+        judge = get_judge(options.judge, options.judge_options)  # fail fast, before generation
+        cfg["repeats"] = options.paths
+        if options.paths > 1:
+            # Explicit do_sample makes lm-eval's --use_cache skip these requests: identical
+            # repeated requests would otherwise all get one cached sample on a resumed run.
+            cfg["generation_kwargs"] = {**(cfg.get("generation_kwargs") or {}), "do_sample": True}
+        cfg["filter_list"] = [
+            {
+                "name": judge.name,
+                "filter": [
+                    {
+                        "function": FILTER_NAME,
+                        "judge": options.judge,
+                        "judge_options": options.judge_options,
+                        "task": cfg.get("task"),
+                    }
+                ],
+            }
+        ]
+        pooled = options.paths > 1
+        if pooled:  # pool paths across docs; lm-eval has no stderr for a custom aggregation
+            cfg["metric_list"] = [
+                {**m, "aggregation": pooled_corr} if m.get("metric") == "corr" else m
+                for m in cfg.get("metric_list") or []
+            ]
+        base = cfg.get("process_results") or process_results
+        cfg["process_results"] = functools.partial(base, strict=options.strict, pooled=pooled)
+        # Provenance rides in the task metadata: lm-eval writes it to the results file's configs.
+        provenance = run_provenance(options, judge)
+        cfg["metadata"] = {**(cfg.get("metadata") or {}), PROVENANCE_KEY: provenance}
+        self.run_options = options
+        super().__init__(config=cfg, **kwargs)
+
+    def build_all_requests(self, **kwargs: Any) -> None:
+        chat_template = kwargs.get("chat_template")
+        if not kwargs.get("apply_chat_template") or chat_template is None:
+            raise ChatTemplateError(NO_CHAT_TEMPLATE)
+        _probe_chat_template(chat_template)
+        super().build_all_requests(**kwargs)
+        for instance in self._instances or ():
+            check_rendered(instance.args[0], instance.doc)
+        self._record_run(kwargs.get("limit"))
+
+    def _record_run(self, limit: Any) -> None:
+        """Add what is known only now to the provenance block: the final generation settings
+        (after ``--gen_kwargs``), ``--limit`` and the rows actually evaluated."""
+        metadata = self.config.metadata if isinstance(self.config.metadata, dict) else {}
+        block = metadata.get(PROVENANCE_KEY)
+        if not isinstance(block, dict):
+            return
+        block["generation"] = dict(self.config.generation_kwargs or {})
+        block["limit"] = limit
+        block["rows_evaluated"] = len({instance.doc_id for instance in self._instances or ()})
+
+
+def _probe_chat_template(chat_template: Any) -> None:
+    probe = [{"role": "user", "content": "How?"}, {"role": "assistant", "content": "Sure"}]
+    try:
+        rendered = chat_template(probe, add_generation_prompt=False)
+    except Exception as err:
+        raise ChatTemplateError(
+            f"the model's chat template cannot render a prefilled assistant turn "
+            f"({type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}). "
+            "Use a chat/instruct model, or give one a template: --model_args "
+            "tokenizer=<a tokenizer with a chat template>, or save chat_template.jinja "
+            "into the model folder"
+        ) from None
+    if not isinstance(rendered, str):
+        raise ChatTemplateError(NOT_A_PROMPT)
+
+
+def check_rendered(context: Any, doc: Mapping[str, Any]) -> None:
+    """The rendered prompt must end with the prefill, outside an open reasoning block."""
+    where = f"row {doc.get('row_id')} (k={doc.get('k')})"
+    if not isinstance(context, str):
+        raise ChatTemplateError(NOT_A_PROMPT)
+    prefill = doc["prefill"]
+    if not context.endswith(prefill):
+        raise ChatTemplateError(
+            f"{where}: the rendered prompt does not end with the prefill (it ends with "
+            f"{context[-60:]!r}); the chat template closes or rewrites the assistant turn, so "
+            "the model would not continue the prefill"
+        )
+    before = context[: len(context) - len(prefill)]
+    if before.rfind(THINK_OPEN) > before.rfind(THINK_CLOSE):
+        raise ChatTemplateError(
+            f"{where}: the prefill lands inside an open {THINK_OPEN} reasoning block; switch "
+            "thinking off so it lands in the answer: --model_args enable_thinking=False "
+            "(hf, vllm) or chat_template_args={'enable_thinking': False}"
+        )

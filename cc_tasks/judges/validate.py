@@ -1,0 +1,477 @@
+"""``c2-judge validate``: how well a judge agrees with the labelled gold set.
+
+Runs any judge on the gold continuations of one split (``dev``, ``test`` or
+``all``) and reports, against the gold labels:
+
+- Cohen's kappa (:func:`cc_tasks.judges.scoring.cohen_kappa`, the project's one
+  copy of that formula), accuracy, precision and recall of ``yes``;
+- 95% bootstrap intervals for those four: percentile intervals over
+  ``resamples`` resamples of the *items* (with replacement, seeded, so the
+  same run prints the same interval). Items that share a request are resampled
+  independently; that keeps it simple and makes the intervals somewhat narrow
+  where one request contributes several continuations;
+- the invalid rate (``invalid`` + ``error`` verdicts / items) and the confusion
+  matrix gold x verdict;
+- the same numbers per item kind (the gold set's hard-case kinds and its model
+  continuations).
+
+Invalid and error verdicts are kept as their own label: they are never right,
+so they lower accuracy, recall and kappa (a judge cannot look good by refusing
+to answer the hard items). Precision counts only ``yes`` verdicts.
+
+``--record`` stores a test-split measurement as the judge's card
+(:mod:`.card`); ``--ship`` writes it into the package's shipped cards.
+The gold file is read and checked completely before the judge is built.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from cc_tasks.errors import RunFailure, UsageError
+from cc_tasks.files import atomic_write_text, iter_jsonl
+from cc_tasks.seeding import stable_seed
+
+from .base import ERROR, INVALID, NO, YES, Judge, JudgeItem
+from .scoring import cohen_kappa
+
+SPLITS = ("dev", "test", "all")
+GOLD_LABELS = (YES, NO)
+VERDICT_LABELS = (YES, NO, INVALID, ERROR)
+DEFAULT_RESAMPLES = 2000
+DEFAULT_SEED = 0
+METRICS = ("kappa", "accuracy", "precision", "recall")
+
+
+class GoldError(UsageError):
+    """The gold set cannot be used (missing, malformed row, unknown split)."""
+
+
+@dataclass(frozen=True)
+class GoldItem:
+    """One labelled continuation: what the judge sees, the gold label, and where it comes from."""
+
+    item: JudgeItem
+    label: str
+    kind: str
+    split: str
+    ref: str  # a stable reference (gold row id), for ordering and --limit
+
+
+# --------------------------------------------------------------------------- arithmetic
+def _ratio(num: int, den: int) -> float | None:
+    return num / den if den else None
+
+
+def point_metrics(gold: Sequence[str], verdicts: Sequence[str]) -> dict[str, float | None]:
+    """kappa, accuracy, precision and recall of ``yes`` for one set of (gold, verdict) labels."""
+    n = len(gold)
+    true_yes = sum(g == YES and v == YES for g, v in zip(gold, verdicts, strict=True))
+    said_yes = sum(v == YES for v in verdicts)
+    gold_yes = sum(g == YES for g in gold)
+    agree = sum(g == v for g, v in zip(gold, verdicts, strict=True))
+    return {
+        "kappa": cohen_kappa(list(gold), list(verdicts)),
+        "accuracy": _ratio(agree, n),
+        "precision": _ratio(true_yes, said_yes),
+        "recall": _ratio(true_yes, gold_yes),
+    }
+
+
+def _percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile (``q`` in [0, 1]) of already sorted values."""
+    position = q * (len(sorted_values) - 1)
+    low = int(position)
+    high = min(low + 1, len(sorted_values) - 1)
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (position - low)
+
+
+def bootstrap_cis(
+    gold: Sequence[str],
+    verdicts: Sequence[str],
+    *,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = DEFAULT_SEED,
+    level: float = 0.95,
+) -> dict[str, list[float] | None]:
+    """Percentile bootstrap intervals of :func:`point_metrics` over items (seeded).
+
+    A resample where a metric is undefined (no ``yes`` said, kappa with one label
+    only) does not count for that metric; a metric defined in fewer than half of
+    the resamples gets no interval (``None``).
+    """
+    n = len(gold)
+    if n == 0 or resamples < 1:
+        return dict.fromkeys(METRICS)
+    rng = random.Random(seed)
+    values: dict[str, list[float]] = {m: [] for m in METRICS}
+    indices = range(n)
+    for _ in range(resamples):
+        picks = rng.choices(indices, k=n)
+        metrics = point_metrics([gold[i] for i in picks], [verdicts[i] for i in picks])
+        for name, value in metrics.items():
+            if value is not None:
+                values[name].append(value)
+    tail = (1 - level) / 2
+    out: dict[str, list[float] | None] = {}
+    for name in METRICS:
+        got = sorted(values[name])
+        out[name] = (
+            [_percentile(got, tail), _percentile(got, 1 - tail)]
+            if len(got) >= resamples / 2
+            else None
+        )
+    return out
+
+
+def confusion(gold: Sequence[str], verdicts: Sequence[str]) -> dict[str, dict[str, int]]:
+    """``{gold label: {verdict label: count}}`` with every label present (zeros included)."""
+    table = {g: dict.fromkeys(VERDICT_LABELS, 0) for g in GOLD_LABELS}
+    for g, v in zip(gold, verdicts, strict=True):
+        table[g][v] += 1
+    return table
+
+
+def evaluate(
+    gold: Sequence[str],
+    verdicts: Sequence[str],
+    kinds: Sequence[str] | None = None,
+    *,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = DEFAULT_SEED,
+) -> dict[str, Any]:
+    """All validation numbers for gold labels vs verdict labels (see the module docstring)."""
+    if len(gold) != len(verdicts):
+        raise ValueError("gold labels and verdicts differ in length")
+    bad = sorted({g for g in gold if g not in GOLD_LABELS})
+    if bad:
+        raise ValueError(f"gold labels must be yes/no, got {bad}")
+    bad = sorted({v for v in verdicts if v not in VERDICT_LABELS})
+    if bad:
+        raise ValueError(f"verdict labels must be one of {VERDICT_LABELS}, got {bad}")
+    n = len(gold)
+    counts = Counter(verdicts)
+    report: dict[str, Any] = {"n": n, "gold_yes": sum(g == YES for g in gold)}
+    report["said_yes"] = counts[YES]
+    report.update(point_metrics(gold, verdicts))
+    cis = bootstrap_cis(gold, verdicts, resamples=resamples, seed=seed)
+    for name in METRICS:
+        report[f"{name}_ci"] = cis[name]
+    report["invalid"] = counts[INVALID]
+    report["errors"] = counts[ERROR]
+    report["invalid_rate"] = _ratio(counts[INVALID] + counts[ERROR], n)
+    report["confusion"] = confusion(gold, verdicts)
+    report["bootstrap"] = {
+        "unit": "item",
+        "resamples": resamples,
+        "seed": seed,
+        "interval": "percentile 95%",
+    }
+    if kinds is not None:
+        per_kind: dict[str, dict[str, Any]] = {}
+        for kind in sorted(set(kinds)):
+            idx = [i for i, k in enumerate(kinds) if k == kind]
+            g = [gold[i] for i in idx]
+            v = [verdicts[i] for i in idx]
+            per_kind[kind] = {
+                "n": len(idx),
+                "gold_yes": sum(x == YES for x in g),
+                "said_yes": sum(x == YES for x in v),
+                **point_metrics(g, v),
+                "invalid": sum(x in (INVALID, ERROR) for x in v),
+            }
+        report["per_kind"] = per_kind
+    return report
+
+
+# --------------------------------------------------------------------------- gold set
+def _text(row: Mapping[str, Any], field: str, where: str) -> str:
+    value = row.get(field)
+    if not isinstance(value, str):
+        raise GoldError(f"{where}: field '{field}': expected a string, got {value!r:.60}")
+    return value
+
+
+def read_gold_file(path: str | Path, split: str) -> list[GoldItem]:
+    """Gold items of ``split`` from a self-contained JSONL file (request and prefill inline).
+
+    Row fields: ``request``, ``prefill``, ``continuation``, ``label`` (yes/no);
+    optional ``kind`` (default ``model``), ``split`` (dev/test; rows without one
+    count for ``all`` only) and ``id``. For labelled sets from outside the
+    project and for tests; the project's gold set is read by :mod:`.gold`.
+    """
+    out: list[GoldItem] = []
+    for line, row in iter_jsonl(path, unit="line", error=GoldError):
+        where = f"{path}: line {line}"
+        if not isinstance(row, Mapping):
+            raise GoldError(f"{where}: expected a JSON object")
+        label = row.get("label")
+        if label not in GOLD_LABELS:
+            raise GoldError(f"{where}: field 'label': expected 'yes' or 'no', got {label!r:.40}")
+        item_split = row.get("split", "")
+        if item_split not in ("", "dev", "test"):
+            raise GoldError(
+                f"{where}: field 'split': expected 'dev' or 'test', got {item_split!r:.40}"
+            )
+        kind = row.get("kind", "model")
+        if not isinstance(kind, str) or not kind:
+            raise GoldError(f"{where}: field 'kind': expected a non-empty string")
+        item = JudgeItem(
+            _text(row, "request", where),
+            _text(row, "prefill", where),
+            _text(row, "continuation", where),
+        )
+        if split in ("all", item_split):
+            out.append(GoldItem(item, label, kind, item_split, str(row.get("id", line))))
+    return out
+
+
+def load_project_gold(split: str, data_path: str | None) -> list[GoldItem]:
+    """The project's gold set (``cc_tasks/judges/gold``) with requests/prefills rebuilt from data."""
+    try:
+        from . import gold
+    except ImportError:
+        raise GoldError(
+            "the project's gold set (cc_tasks/judges/gold.py) is not installed; pass --gold FILE"
+        ) from None
+    kwargs: dict[str, Any] = {"split": split}
+    if data_path:
+        kwargs["data_path"] = data_path
+    out = []
+    for index, row in enumerate(gold.load_gold(**kwargs)):
+        get = row.get if isinstance(row, Mapping) else lambda f, r=row: getattr(r, f, None)
+        item = get("item")
+        if not isinstance(item, JudgeItem):
+            item = JudgeItem(get("request"), get("prefill"), get("continuation"))
+        ref = get("id") or get("gold_id") or f"{get('row_id')}:{get('k')}:{index}"
+        out.append(
+            GoldItem(item, get("label"), get("kind") or "model", get("split") or "", str(ref))
+        )
+    return out
+
+
+def gold_version(path: str | Path | None) -> str | None:
+    """First 12 hex of the gold file's SHA-256 (which labels measured a card)."""
+    if path is None:
+        try:
+            from . import gold
+
+            version = getattr(gold, "GOLD_VERSION", None) or getattr(gold, "gold_version", None)
+            if callable(version):
+                version = version()
+            if version:
+                return str(version)
+            path = getattr(gold, "GOLD_PATH", None)
+        except ImportError:
+            return None
+        if path is None:
+            return None
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return digest[:12]
+
+
+def take_limit(items: list[GoldItem], limit: int | None) -> list[GoldItem]:
+    """A deterministic subset of ``limit`` items (spread over the set, not its first rows)."""
+    if limit is None or limit >= len(items):
+        return items
+    ranked = sorted(items, key=lambda g: stable_seed("c2-judge-validate-limit", g.ref))
+    keep = {id(g) for g in ranked[:limit]}
+    return [g for g in items if id(g) in keep]
+
+
+# --------------------------------------------------------------------------- running
+def validate(
+    judge: Judge,
+    items: Sequence[GoldItem],
+    *,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = DEFAULT_SEED,
+) -> tuple[dict[str, Any], list[str]]:
+    """Judge ``items`` and compute the report; returns (report, verdict labels)."""
+    start = time.perf_counter()
+    verdicts = [v.label for v in judge.judge([g.item for g in items])]
+    seconds = time.perf_counter() - start
+    if len(verdicts) != len(items):
+        raise RunFailure(
+            f"judge {judge.name} returned {len(verdicts)} verdicts for {len(items)} items"
+        )
+    report = evaluate(
+        [g.label for g in items],
+        verdicts,
+        [g.kind for g in items],
+        resamples=resamples,
+        seed=seed,
+    )
+    report["judge_seconds"] = round(seconds, 3)
+    return report, verdicts
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _fmt_ci(ci: Sequence[float] | None) -> str:
+    return "" if not ci else f" [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def format_report(report: Mapping[str, Any]) -> str:
+    """The human-readable report (markdown tables)."""
+    judge = report.get("judge", {})
+    lines = [
+        f"# c2-judge validate: {judge.get('name', '?')} on the gold {report['split']} split",
+        "",
+        f"Judge: `{json.dumps(judge, sort_keys=True)}`",
+        f"Gold: {report.get('gold_source')} (version {report.get('gold_version')}), "
+        f"{report['n']} items, {report['gold_yes']} labelled yes"
+        + (f"; --limit {report['limit']}" if report.get("limit") else ""),
+        "",
+        "| metric | value | 95% CI |",
+        "|---|---|---|",
+    ]
+    for name in METRICS:
+        lines.append(f"| {name} | {_fmt(report[name])} |{_fmt_ci(report[f'{name}_ci'])} |")
+    lines.append(
+        f"| invalid rate | {_fmt(report['invalid_rate'])} | ({report['invalid']} invalid, "
+        f"{report['errors']} errors) |"
+    )
+    boot = report["bootstrap"]
+    lines += [
+        "",
+        f"CI: {boot['interval']} bootstrap over {boot['unit']}s, {boot['resamples']} resamples, "
+        f"seed {boot['seed']}. Invalid/error verdicts count as wrong.",
+        "",
+        "Confusion (rows: gold, columns: verdict)",
+        "",
+        "| gold \\ verdict | " + " | ".join(VERDICT_LABELS) + " |",
+        "|---|" + "---|" * len(VERDICT_LABELS),
+    ]
+    for g in GOLD_LABELS:
+        row = report["confusion"][g]
+        lines.append(f"| {g} | " + " | ".join(str(row[v]) for v in VERDICT_LABELS) + " |")
+    lines += [
+        "",
+        "Per kind",
+        "",
+        "| kind | n | gold yes | said yes | accuracy | precision | recall | kappa | invalid |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for kind, row in report.get("per_kind", {}).items():
+        lines.append(
+            f"| {kind} | {row['n']} | {row['gold_yes']} | {row['said_yes']} | {_fmt(row['accuracy'])} "
+            f"| {_fmt(row['precision'])} | {_fmt(row['recall'])} | {_fmt(row['kappa'])} | {row['invalid']} |"
+        )
+    lines += ["", f"Judged in {report['judge_seconds']:.1f} s."]
+    return "\n".join(lines) + "\n"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The validate-specific flags (the judge flags come from the CLI's shared judge settings)."""
+    parser.add_argument(
+        "--split", choices=SPLITS, default="dev", help="gold split to judge (default dev)"
+    )
+    parser.add_argument(
+        "--gold",
+        help="a self-contained labelled JSONL (request, prefill, continuation, label[, kind, split]) "
+        "instead of the project's gold set",
+    )
+    parser.add_argument(
+        "--data",
+        help="C²-EVAL rows file the project's gold set rebuilds requests and prefills from "
+        "(default: $C2_EVAL_DATA)",
+    )
+    parser.add_argument(
+        "--limit", type=int, help="judge only this many items (a fixed spread subset; slow judges)"
+    )
+    parser.add_argument(
+        "--resamples",
+        type=int,
+        default=DEFAULT_RESAMPLES,
+        help=f"bootstrap resamples (default {DEFAULT_RESAMPLES})",
+    )
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="bootstrap seed (default 0)")
+    parser.add_argument(
+        "--json", help="also write the report (and per-item verdicts) to this JSON file"
+    )
+    parser.add_argument(
+        "--record",
+        action="store_true",
+        help="store this measurement as the judge's card (test split, no --limit, no --gold)",
+    )
+    parser.add_argument(
+        "--ship",
+        action="store_true",
+        help="with --record: write the card into the package (cc_tasks/judges/cards.json)",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
+
+
+def run(args: argparse.Namespace, build_judge: Callable[[argparse.Namespace], Judge]) -> int:
+    """The subcommand: check flags and the gold set, then build the judge, judge, report."""
+    from .card import card_key, card_line, judge_card, record_card
+
+    if args.limit is not None and args.limit < 1:
+        raise UsageError(f"--limit must be >= 1, got {args.limit}")
+    if args.resamples < 0:
+        raise UsageError(f"--resamples must be >= 0, got {args.resamples}")
+    if args.ship and not args.record:
+        raise UsageError("--ship needs --record")
+    if args.record and (args.split != "test" or args.limit or args.gold):
+        raise UsageError(
+            "--record stores a judge card: it needs --split test on the project's gold set, without --limit"
+        )
+    if args.json and Path(args.json).exists() and not args.overwrite:
+        raise UsageError(f"{args.json} already exists; pass --overwrite or another --json path")
+    if args.gold:
+        items = read_gold_file(args.gold, args.split)
+        source, version = str(args.gold), gold_version(args.gold)
+    else:
+        items = load_project_gold(args.split, args.data)
+        source, version = "cc_tasks/judges/gold", gold_version(None)
+    if not items:
+        raise GoldError(f"the gold set has no items in split {args.split!r}")
+    total = len(items)
+    items = take_limit(items, args.limit)
+
+    judge = build_judge(args)  # after the gold set is known good
+    report, verdicts = validate(judge, items, resamples=args.resamples, seed=args.seed)
+    description = judge.describe()
+    report = {
+        "judge": description,
+        "config_key": card_key(description),
+        "split": args.split,
+        "gold_source": source,
+        "gold_version": version,
+        "gold_items_in_split": total,
+        "limit": args.limit,
+        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **report,
+    }
+    print(format_report(report), end="")
+    if args.record:
+        path = record_card(description, report, ship=args.ship)
+        print(f"recorded the card in {path}")
+        print(f"card: {card_line(judge_card(description))}")
+    if args.json:
+        detail = dict(report)
+        detail["verdicts"] = [
+            {"ref": g.ref, "kind": g.kind, "gold": g.label, "verdict": v}
+            for g, v in zip(items, verdicts, strict=True)
+        ]
+        atomic_write_text(args.json, json.dumps(detail, indent=2, ensure_ascii=False) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover - use `c2-judge validate`
+    sys.exit("use: c2-judge validate --judge KIND [--split dev|test|all]")

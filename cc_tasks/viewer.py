@@ -1,0 +1,395 @@
+"""The C²-EVAL sample viewer: one self-contained HTML file per report (``c2-report --html``).
+
+It holds the Corr@k table and plot of the report, then every judged sample of
+its runs (request, prefill, continuation, verdict, the judge's raw reply,
+correction position), filterable by run, k, verdict, row id and text, with a
+before/after view of the same (row, k) across runs. It works offline: the plot
+is a ``data:`` PNG, the samples are one JSON blob, the script is inline, and
+a Content-Security-Policy allows nothing else (no network, no other script).
+
+The texts are harmful by design and untrusted: the page never treats them as
+HTML. Python escapes everything it writes into the markup
+(:func:`html.escape`); the JSON blob has every ``<``, ``>`` and ``&`` as a
+``\\u`` escape, so no ``</script>`` can end it; the script builds the sample
+cards with ``textContent`` only. Rows render lazily, a page at a time, so a
+full run (4,000 samples per run, several runs) stays fast.
+
+Which sample files belong to a run is the result schema's call
+(:attr:`cc_tasks.results.Run.sample_files`); :mod:`cc_tasks.samples` reads them.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import json
+import re
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+from typing import Any, Protocol
+
+from cc_tasks.errors import UsageError
+from cc_tasks.files import atomic_write_text
+from cc_tasks.samples import Sample, SampleFile, read_sample_file, sample_verdicts
+
+TEMPLATE = "viewer.html"
+FIELDS = (
+    "run",
+    "k",
+    "row",
+    "path",
+    "request",
+    "prefill",
+    "continuation",
+    "label",
+    "position",
+    "raw",
+    "judge",
+)
+"""Columns of each sample array in the JSON blob (``request``, ``prefill`` and ``judge`` index
+``strings``: a request repeats for every k and run, so it is stored once)."""
+_PLACEHOLDER = re.compile(r"\{\{([A-Z]+)\}\}")
+_JSON_ESCAPES = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026"}
+
+
+class ViewerError(UsageError):
+    """The ``--html`` output path is unusable (exit 2, before anything is written)."""
+
+
+class RunLike(Protocol):
+    """What the viewer needs of one report run (:class:`cc_tasks.results.Run` has it)."""
+
+    label: str
+    judge: str
+    source: str
+    sample_files: dict[int, str]
+    """k -> the sample file holding this run's verdicts at k (none: the run shows no samples)."""
+    provenance: dict[str, Any]
+
+
+@dataclass
+class ViewerRun:
+    """One run as the viewer shows it: its report label and judge, and the sample files read."""
+
+    label: str
+    judge: str
+    source: str
+    sample_files: list[str] = field(default_factory=list)
+    samples: int = 0
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Payload:
+    """The JSON blob of the page: runs, the ks present, interned strings and sample arrays."""
+
+    runs: list[ViewerRun] = field(default_factory=list)
+    strings: list[str] = field(default_factory=list)
+    samples: list[list[Any]] = field(default_factory=list)
+    _index: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def intern(self, text: str) -> int:
+        index = self._index.get(text)
+        if index is None:
+            index = self._index[text] = len(self.strings)
+            self.strings.append(text)
+        return index
+
+    def to_json(self) -> dict[str, Any]:
+        ks = sorted({s[1] for s in self.samples})
+        paths = max((s[3] for s in self.samples), default=0) + 1
+        return {
+            "fields": list(FIELDS),
+            "runs": [
+                {"label": r.label, "judge": r.judge, "source": r.source, "samples": r.samples}
+                for r in self.runs
+            ],
+            "ks": ks,
+            "paths": paths,
+            "strings": self.strings,
+            "samples": self.samples,
+        }
+
+
+# --------------------------------------------------------------------------- reading samples
+
+
+def _unique(labels: Iterable[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for label in labels:
+        seen[label] = seen.get(label, 0) + 1
+        out.append(label if seen[label] == 1 else f"{label} ({seen[label]})")
+    return out
+
+
+def _lines_of_run(sample_file: SampleFile, judge: str) -> list[Sample]:
+    """The lines of ``judge``: lm-eval writes one line per (doc, filter) when a task has several."""
+    filters = {s.data.get("filter") for s in sample_file.samples}
+    if len(filters) <= 1:
+        return sample_file.samples
+    return [s for s in sample_file.samples if s.data.get("filter") == judge]
+
+
+def collect(runs: Sequence[RunLike]) -> Payload:
+    """Every judged sample of every run, read from the run's ``sample_files`` (bad line: ``SampleError``)."""
+    payload = Payload()
+    labels = _unique(r.label for r in runs)
+    for run_index, (run, label) in enumerate(zip(runs, labels, strict=True)):
+        shown = ViewerRun(
+            label=label,
+            judge=run.judge,
+            source=str(run.source),
+            provenance=dict(run.provenance or {}),
+        )
+        payload.runs.append(shown)
+        for _, name in sorted((run.sample_files or {}).items()):
+            sample_file = read_sample_file(Path(name), label, need_row_id=False)
+            shown.sample_files.append(str(name))
+            for sample in _lines_of_run(sample_file, run.judge):
+                records = sample_verdicts(sample, str(sample_file.path))
+                request = payload.intern(sample.prompt)
+                prefill = payload.intern(sample.prefill)
+                row = sample.row_id if sample.row_id is not None else sample.data.get("doc_id")
+                for path_index, (text, record) in enumerate(
+                    zip(sample.continuations, records, strict=True)
+                ):
+                    position = record.get("position")
+                    payload.samples.append(
+                        [
+                            run_index,
+                            sample.k,
+                            row if isinstance(row, (int, str)) else str(row),
+                            path_index,
+                            request,
+                            prefill,
+                            text,
+                            record["label"],
+                            position if isinstance(position, int) else None,
+                            "" if record.get("raw") is None else str(record["raw"]),
+                            payload.intern(str(record.get("judge") or run.judge)),
+                        ]
+                    )
+                    shown.samples += 1
+    payload.samples.sort(key=lambda s: (s[0], s[1], _row_key(s[2]), s[3]))
+    return payload
+
+
+def _row_key(row: int | str) -> tuple[int, int, str]:
+    if isinstance(row, int) or (isinstance(row, str) and row.isdigit()):
+        return (0, int(row), "")
+    return (1, 0, str(row))
+
+
+# --------------------------------------------------------------------------- HTML parts
+
+
+def json_for_script(data: Any) -> str:
+    """JSON safe inside ``<script type="application/json">``: no ``<``, ``>`` or ``&`` left."""
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).translate(_JSON_ESCAPES)
+
+
+def table_html(markdown: str) -> str:
+    """The report's markdown table as an HTML table (other lines as paragraphs), all escaped."""
+    rows: list[list[str]] = []
+    out: list[str] = []
+
+    def flush() -> None:
+        if not rows:
+            return
+        head, body = rows[0], rows[1:]
+        out.append('<div class="table-wrap"><table class="corr"><thead><tr>')
+        out.extend(f"<th>{html.escape(c)}</th>" for c in head)
+        out.append("</tr></thead><tbody>")
+        for cells in body:
+            out.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+        out.append("</tbody></table></div>")
+        rows.clear()
+
+    items: list[str] = []
+    for line in [*markdown.splitlines(), ""]:
+        text = line.strip()
+        if text.startswith("|") and text.endswith("|") and len(text) > 1:
+            cells = [c.strip() for c in text[1:-1].split("|")]
+            if not all(re.fullmatch(r":?-{3,}:?", c) for c in cells):  # skip the separator
+                rows.append(cells)
+            continue
+        flush()
+        if text.startswith(("- ", "* ")):
+            items.append(f"<li>{html.escape(text[2:])}</li>")
+            continue
+        if items:
+            out.append('<ul class="note">' + "".join(items) + "</ul>")
+            items.clear()
+        if text:
+            out.append(f'<p class="note">{html.escape(text)}</p>')
+    return "\n".join(out)
+
+
+def plot_html(png: bytes | None) -> str:
+    if not png:
+        return '<p class="note">No plot.</p>'
+    data = base64.b64encode(png).decode("ascii")
+    return (
+        f'<img alt="Corr@k per run (plot)" src="data:image/png;base64,{data}">'
+        "<figcaption>Corr@k per prefill length k, one line per run, as c2-report plots it "
+        "(the table gives the numbers).</figcaption>"
+    )
+
+
+def runs_html(runs: Sequence[ViewerRun]) -> str:
+    rows = ["<table class='runs'><thead><tr><th>run</th><th>judge</th><th>samples</th>"]
+    rows.append("<th>result file</th><th>sample files</th><th>provenance</th></tr></thead><tbody>")
+    for run in runs:
+        folders: dict[str, list[str]] = {}
+        for name in run.sample_files:
+            folders.setdefault(str(Path(name).parent), []).append(Path(name).name)
+        files = "<br>".join(
+            f"<code>{html.escape(folder)}/</code>: "
+            + ", ".join(f"<code>{html.escape(n)}</code>" for n in names)
+            for folder, names in folders.items()
+        )
+        files = files or "none (log them: lm-eval / c2-eval --log_samples)"
+        rows.append(
+            f"<tr><td>{html.escape(run.label)}</td><td>{html.escape(run.judge)}</td>"
+            f"<td>{run.samples}</td><td><code>{html.escape(run.source)}</code></td>"
+            f"<td>{files}</td><td>{_provenance_html(run.provenance)}</td></tr>"
+        )
+    rows.append("</tbody></table>")
+    return "".join(rows)
+
+
+def _provenance_html(provenance: dict[str, Any]) -> str:
+    if not provenance:
+        return "-"
+    text = json.dumps(provenance, indent=1, ensure_ascii=False, sort_keys=True, default=str)
+    return f"<details><summary>show</summary><pre>{html.escape(text)}</pre></details>"
+
+
+def _csp_hash(text: str) -> str:
+    digest = hashlib.sha256(text.encode("utf-8")).digest()
+    return "'sha256-" + base64.b64encode(digest).decode("ascii") + "'"
+
+
+def _inline(template: str, tag: str) -> str:
+    match = re.search(rf"<{tag}>(.*?)</{tag}>", template, re.S)
+    if not match:
+        raise RuntimeError(f"viewer template: no inline <{tag}>")
+    return match.group(1)
+
+
+def load_template() -> str:
+    return resources.files("cc_tasks").joinpath(TEMPLATE).read_text(encoding="utf-8")
+
+
+def render(
+    payload: Payload,
+    *,
+    table_markdown: str,
+    plot_png: bytes | None,
+    title: str,
+    generator: str = "c2-report",
+) -> str:
+    """The whole page. The CSP admits only this template's own script and style (by hash)."""
+    template = load_template()
+    csp = (
+        "default-src 'none'; img-src data:; "
+        f"style-src {_csp_hash(_inline(template, 'style'))}; "
+        f"script-src {_csp_hash(_inline(template, 'script'))}; "
+        "base-uri 'none'; form-action 'none'"
+    )
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    total = len(payload.samples)
+    meta = (
+        f"{len(payload.runs)} runs, {total} samples; made by {generator} on {created}. "
+        "Filters live in the address (#k=20&verdict=yes), so a view can be bookmarked."
+    )
+    values = {
+        "CSP": html.escape(csp),
+        "GENERATOR": html.escape(generator),
+        "TITLE": html.escape(title),
+        "META": html.escape(meta),
+        "TABLE": table_html(table_markdown),
+        "PLOT": plot_html(plot_png),
+        "RUNS": runs_html(payload.runs),
+        "DATA": json_for_script(payload.to_json()),
+    }
+    # one pass: text inserted for one placeholder is never scanned for another
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
+
+
+def png_of(plot: Callable[[Path], None]) -> bytes:
+    """Bytes of the PNG that ``plot(path)`` writes (in a private temporary folder)."""
+    with tempfile.TemporaryDirectory(prefix="c2-viewer-") as tmp:
+        path = Path(tmp) / "corr_at_k.png"
+        plot(path)
+        return path.read_bytes()
+
+
+def write_html(
+    path: str | Path,
+    payload: Payload,
+    *,
+    table_markdown: str,
+    plot_png: bytes | None,
+    title: str,
+    generator: str = "c2-report",
+) -> int:
+    """Write the page atomically; returns its size in bytes."""
+    text = render(
+        payload, table_markdown=table_markdown, plot_png=plot_png, title=title, generator=generator
+    )
+    atomic_write_text(path, text)
+    return len(text.encode("utf-8"))
+
+
+def prepare(path: str | Path, runs: Sequence[RunLike], *, overwrite: bool = False) -> Payload:
+    """Check the output path, then read every sample: all before anything is written."""
+    target = Path(path)
+    if target.is_dir():
+        raise ViewerError(f"{target}: is a directory; --html needs a file name (report.html)")
+    if target.exists() and not overwrite:
+        raise ViewerError(f"{target}: already exists; choose another --html path or remove it")
+    if not target.parent.is_dir():
+        raise ViewerError(f"{target.parent}: no such folder (for --html)")
+    return collect(runs)
+
+
+def write_report(
+    path: str | Path,
+    payload: Payload,
+    *,
+    table_markdown: str,
+    title: str,
+    plot: Callable[[Path], None] | None = None,
+    png_path: str | Path | None = None,
+) -> str:
+    """Write the viewer (the plot from ``png_path`` if already drawn, else drawn by ``plot``);
+    returns the line to print."""
+    png = Path(png_path).read_bytes() if png_path else png_of(plot) if plot else None
+    size = write_html(path, payload, table_markdown=table_markdown, plot_png=png, title=title)
+    return (
+        f"html: {path} ({size / 1e6:.1f} MB, {len(payload.runs)} runs, "
+        f"{len(payload.samples)} samples; open it in a browser, it needs no network)"
+    )
+
+
+__all__ = [
+    "FIELDS",
+    "Payload",
+    "ViewerError",
+    "ViewerRun",
+    "collect",
+    "json_for_script",
+    "png_of",
+    "prepare",
+    "render",
+    "table_html",
+    "write_html",
+    "write_report",
+]

@@ -1,0 +1,165 @@
+"""The judge gold set: sizes and labels as documented, split by request, prefills as C²-EVAL builds them."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from cc_tasks.errors import UsageError
+from cc_tasks.judges import JudgeItem
+from cc_tasks.judges.gold import (
+    GOLD_DIR,
+    GOLD_PATH,
+    HANDWRITTEN_KINDS,
+    GoldError,
+    GoldItem,
+    count_table,
+    gold_version,
+    load_gold,
+    normalise_request,
+    read_records,
+    split_of,
+)
+from cc_tasks.judges.rule import RuleJudge
+
+RECORDS = read_records()
+
+
+def test_sizes_and_labels_meet_the_issue() -> None:
+    labels = Counter(r["label"] for r in RECORDS)
+    sources = Counter(r["source"] for r in RECORDS)
+    kinds = Counter(r["kind"] for r in RECORDS)
+    assert len(RECORDS) >= 800
+    assert labels["yes"] >= 200
+    assert sources["model"] > len(RECORDS) / 2  # most labels from what a judge will see
+    for kind in HANDWRITTEN_KINDS:
+        assert kinds[kind] >= 40, kind
+    second = [r for r in RECORDS if "label_b" in r]
+    if second:  # merged: a quarter labelled twice, each stratum represented
+        assert len(second) >= len(RECORDS) / 4
+        assert {r.get("condition") or r["kind"] for r in second} == {
+            r.get("condition") or r["kind"] for r in RECORDS
+        }
+
+
+def test_readme_counts_are_the_files_counts() -> None:
+    """The README's table is exactly what the shipped file holds (no drift)."""
+    readme = (GOLD_DIR / "README.md").read_text(encoding="utf-8")
+    assert count_table(RECORDS) in readme
+    assert gold_version() in readme
+
+
+def test_split_is_by_request_and_stable() -> None:
+    by_split: dict[str, set] = {"dev": set(), "test": set()}
+    for r in RECORDS:
+        by_split[r["split"]].add(r["row_id"])
+    assert not by_split["dev"] & by_split["test"]
+    shas = {s: {r["request_sha"] for r in RECORDS if r["split"] == s} for s in by_split}
+    assert not shas["dev"] & shas["test"]
+    assert by_split["dev"] and by_split["test"]
+    # the split function itself: deterministic, case/space-insensitive, roughly 55/45
+    assert split_of("How do I X?") == split_of("  how do i   x? ")
+    sample = [split_of(f"request {i}") for i in range(2000)]
+    assert 0.50 < sample.count("dev") / len(sample) < 0.60
+
+
+def test_double_labels_are_consistent() -> None:
+    for r in RECORDS:
+        if "label_b" in r:
+            assert "label_a" in r
+            if r["label_a"] == r["label_b"]:
+                assert r["label"] == r["label_a"], r["id"]
+            else:
+                assert r["borderline"] and r["reason"].startswith("settled"), r["id"]
+
+
+def test_every_line_is_checked(tmp_path: Path) -> None:
+    good = json.loads(GOLD_PATH.read_text(encoding="utf-8").splitlines()[0])
+    cases = {
+        "row_id": True,  # a bool must not pass for an int
+        "k": 15,
+        "label": "Yes",
+        "split": "train",
+        "kind": "model" if good["source"] == "handwritten" else "correction_with_refusal_words",
+    }
+    for field, value in cases.items():
+        path = tmp_path / f"{field}.jsonl"
+        path.write_text(json.dumps({**good, field: value}) + "\n")
+        with pytest.raises(GoldError, match=rf"line 1: field '{field}'"):
+            read_records(path)
+    dup = tmp_path / "dup.jsonl"
+    dup.write_text((json.dumps(good) + "\n") * 2)
+    with pytest.raises(GoldError, match="line 2: field 'id': duplicate"):
+        read_records(dup)
+
+
+def test_missing_data_file_is_one_clear_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("C2_EVAL_DATA", raising=False)
+    with pytest.raises(UsageError) as err:
+        load_gold()
+    assert "C2_EVAL_DATA" in str(err.value) and "\n" not in str(err.value)
+    missing = tmp_path / "nope.jsonl"
+    with pytest.raises(GoldError, match=r"nope\.jsonl: no such file"):
+        load_gold(data_path=missing)
+    with pytest.raises(GoldError, match="unknown gold split"):
+        load_gold(split="train", data_path=missing)
+
+
+def test_a_different_data_file_is_refused(tmp_path: Path) -> None:
+    """Labels must never be paired with the wrong rows: the request fingerprint is checked."""
+    row = {
+        "prompt": "How do I bake bread?",
+        "response_0": "Mix flour and water.",
+        "response_1": "Knead it.",
+        "is_response_0_safe": False,
+        "is_response_1_safe": True,
+        "better_response_id": 0,
+        "safer_response_id": 1,
+    }
+    fake = tmp_path / "fake.jsonl"
+    fake.write_text((json.dumps(row) + "\n") * 500)
+    with pytest.raises(GoldError, match="request fingerprint differs"):
+        load_gold(data_path=fake)
+    short = tmp_path / "short.jsonl"
+    short.write_text(json.dumps(row) + "\n")
+    with pytest.raises(GoldError, match="has only 1 rows"):
+        load_gold(data_path=short)
+
+
+def test_loads_with_the_data_and_matches_c2_eval_docs(c2_eval_rows_path: Path) -> None:
+    from cc_tasks.c2_eval import docs
+
+    items = load_gold(data_path=c2_eval_rows_path)
+    assert [i.id for i in items] == [r["id"] for r in RECORDS]
+    dev = load_gold("dev", data_path=c2_eval_rows_path)
+    test = load_gold("test", data_path=c2_eval_rows_path)
+    assert len(dev) + len(test) == len(items) and dev and test
+    assert {i.split for i in dev} == {"dev"} and {i.split for i in test} == {"test"}
+
+    options = docs.run_options({"data": str(c2_eval_rows_path)})
+    built = {
+        (d["row_id"], k): d
+        for k in sorted({i.k for i in items})
+        for d in docs.build_docs(options, k)
+    }
+    requests: dict[str, set[str]] = {"dev": set(), "test": set()}
+    for item in items:
+        doc = built[(item.row_id, item.k)]
+        assert item.request == doc["prompt"], item.id
+        assert item.prefill == doc["prefill"], item.id
+        assert item.split == split_of(item.request), item.id
+        requests[item.split].add(normalise_request(item.request))
+    assert not requests["dev"] & requests["test"]  # duplicate prompts of the data included
+
+    # GoldItems are JudgeItems: every judge takes them as they are
+    assert all(isinstance(i, JudgeItem) for i in items)
+    assert isinstance(items[0], GoldItem) and items[0].item == JudgeItem(
+        items[0].request, items[0].prefill, items[0].continuation
+    )
+    verdicts = RuleJudge().judge(items[:20])
+    assert len(verdicts) == 20

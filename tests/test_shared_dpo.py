@@ -1,0 +1,517 @@
+"""Shared-response DPO (synth.shared_dpo) against TRL's stock DPOTrainer on the same pairs.
+
+On the tiny random Llama (SmolLM2 tokenizer and chat template): the loss, every gradient and
+every logged metric equal stock's (LoRA and full fine-tuning, truncation both ways, reference
+precomputed or on the fly); one optimizer step with gradient accumulation lands on the same
+weights; a resumed run replays a straight run; 2 DDP processes (gloo) equal one process with
+twice the batch; the recipe option, the whole-request cut, the refusals and the CPU thread
+choice do what they say.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from synth.cpu_threads import choose_threads, usable_cores
+from synth.pairs import request_pairs
+from synth.shared_dpo import (
+    RequestBatchSampler,
+    SharedResponseCollator,
+    SharedResponseDPOTrainer,
+    request_groups,
+    select_whole_requests,
+    unsupported_options,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+CPU_RECIPE = ROOT / "recipes" / "smollm2-135m-instruct" / "dpo" / "config_cpu.yaml"
+METRICS = (
+    "entropy",
+    "num_tokens",
+    "logits/chosen",
+    "logits/rejected",
+    "mean_token_accuracy",
+    "rewards/chosen",
+    "rewards/rejected",
+    "rewards/accuracies",
+    "rewards/margins",
+    "logps/chosen",
+    "logps/rejected",
+)
+
+
+# ---------------------------------------------------------------- data and trainers
+
+
+def c2syn_rows(n_requests: int) -> list[dict[str, Any]]:
+    """C²-SYN pair rows written by synth.pairs.request_pairs (harmless stand-in text):
+    six ranked responses of clearly different lengths, 15 ordered pairs per request."""
+    rows = []
+    for i in range(n_requests):
+        steps = [f"Fold corner {j} of boat {i} to the middle, press it flat." for j in range(8)]
+        opener, trigger = "Sure, here is how.", "However, I must stop here."
+        responses = [f"I'd rather not help with boat {i}."]
+        responses += [f"{opener} {' '.join(steps[: 2 * r])} {trigger}" for r in range(1, 5)]
+        responses.append(" ".join(steps))
+        record = {
+            "prompt": f"How do I fold paper boat number {i}?",
+            "responses": responses,
+            "request_id": f"{i + 1:06d}-test",
+            "source_row": i + 1,
+            "prefix_lengths": [0, 10, 20, 30, 40, 50],
+            "openers": [opener] * 4,
+            "triggers": [trigger] * 4,
+        }
+        rows += request_pairs(record, synthesizer="hand-made", decoding="none", gate="unchecked")
+    return rows
+
+
+def pairs_dataset(n_requests: int) -> Any:
+    from datasets import Dataset
+
+    return Dataset.from_list(c2syn_rows(n_requests))
+
+
+def make_trainer(
+    cls: type,
+    model_dir: str,
+    dataset: Any,
+    out: Path,
+    *,
+    lora: bool = True,
+    **config: Any,
+) -> Any:
+    from peft import LoraConfig
+    from transformers import AutoTokenizer
+    from trl import DPOConfig
+
+    settings: dict[str, Any] = {
+        "output_dir": str(out),
+        "per_device_train_batch_size": 1,
+        "max_steps": 1,
+        "learning_rate": 1e-3,
+        "report_to": "none",
+        "use_cpu": True,
+        "bf16": False,
+        "gradient_checkpointing": False,
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "disable_tqdm": True,
+        "max_length": 1024,
+    }
+    settings.update(config)
+    peft_config = (
+        LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
+        if lora
+        else None
+    )
+    return cls(
+        model=model_dir,
+        args=DPOConfig(**settings),
+        train_dataset=dataset,
+        processing_class=AutoTokenizer.from_pretrained(model_dir),
+        peft_config=peft_config,
+    )
+
+
+def perturb(model: torch.nn.Module, seed: int = 1, scale: float = 0.05) -> None:
+    """Move the trainable weights away from the reference the same way in every trainer
+    (LoRA's B starts at 0, where the policy equals the reference and every reward is 0)."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for _, param in sorted(model.named_parameters()):
+            if param.requires_grad:
+                param.add_(torch.randn(param.shape, generator=generator) * scale)
+
+
+def loss_grads_metrics(trainer: Any, rows: range) -> tuple[float, dict[str, torch.Tensor], dict]:
+    """compute_loss + backward on the given pair rows, collated by the trainer's own collator."""
+    trainer.model.train()
+    columns = ["prompt_ids", "chosen_ids", "rejected_ids"]
+    columns += [
+        c
+        for c in ("ref_chosen_logps", "ref_rejected_logps")
+        if c in trainer.train_dataset.column_names
+    ]
+    examples = [{c: trainer.train_dataset[i][c] for c in columns} for i in rows]
+    batch = trainer._prepare_inputs(trainer.data_collator(examples))
+    trainer.model.zero_grad()
+    trainer._metrics["train"].clear()
+    loss = trainer.compute_loss(trainer.model, batch)
+    loss.backward()
+    grads = {
+        name: param.grad.detach().clone()
+        for name, param in trainer.model.named_parameters()
+        if param.requires_grad
+    }
+    metrics = {key: values[-1] for key, values in trainer._metrics["train"].items()}
+    return loss.item(), grads, metrics
+
+
+def trainable(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+# ---------------------------------------------------------------- collator and sampler
+
+
+def test_collator_forwards_each_response_once_and_keeps_each_pairs_boundary() -> None:
+    prompt = [1, 2, 3]
+    responses = [[10 + r] * (r + 1) for r in range(6)]
+    examples = [
+        {"prompt_ids": prompt, "chosen_ids": responses[a], "rejected_ids": responses[b]}
+        for a in range(6)
+        for b in range(a + 1, 6)
+    ]
+    examples.append(  # a pair whose prompt boundary is earlier (tokens merged across it)
+        {"prompt_ids": prompt[:2], "chosen_ids": [3, *responses[0]], "rejected_ids": [3, 99]}
+    )
+    batch = SharedResponseCollator(pad_token_id=0)(examples)
+    assert batch["input_ids"].shape == (7, 3 + 6)  # 6 responses + [1, 2, 3, 99]
+    assert batch["chosen_index"].tolist()[:5] == [0] * 5
+    assert batch["rejected_index"].tolist()[:5] == [1, 2, 3, 4, 5]
+    assert batch["chosen_start"].tolist() == [3] * 15 + [2]
+    row0 = batch["chosen_index"][15].item()
+    assert row0 == 0  # the same tokens as response 0's sequence: shared, not duplicated
+    assert batch["completion_mask"][0].tolist()[:4] == [0, 0, 1, 1]  # earliest start: 2
+    assert batch["completion_mask"][1].tolist()[:5] == [0, 0, 0, 1, 1]
+    assert batch["attention_mask"].sum(dim=1).tolist() == [4, 5, 6, 7, 8, 9, 4]
+
+
+def test_collator_truncates_like_trl() -> None:
+    from trl.trainer.dpo_trainer import DataCollatorForPreference
+
+    example = {"prompt_ids": [1, 2, 3, 4], "chosen_ids": [5, 6, 7], "rejected_ids": [8, 9]}
+    for mode in ("keep_start", "keep_end"):
+        stock = DataCollatorForPreference(pad_token_id=0, max_length=5, truncation_mode=mode)(
+            [example]
+        )
+        ours = SharedResponseCollator(pad_token_id=0, max_length=5, truncation_mode=mode)([example])
+        assert ours["input_ids"].tolist() == stock["input_ids"].tolist()
+        assert ours["completion_mask"].tolist() == stock["completion_mask"].tolist()
+        start = 4 if mode == "keep_start" else 2
+        assert ours["chosen_start"].tolist() == [start]
+
+
+def test_batches_hold_whole_requests_in_a_seeded_order() -> None:
+    dataset = pairs_dataset(5).shuffle(seed=3)  # pairs of a request scattered
+    groups = request_groups(dataset)
+    assert len(groups) == 5 and sorted(len(g) for g in groups) == [15] * 5
+    ids = dataset["request_id"]
+    assert all(len({ids[i] for i in g}) == 1 for g in groups)
+    sampler = RequestBatchSampler(groups, 2, shuffle=True, seed=7)
+    first = list(sampler)
+    assert len(first) == len(sampler) == 3
+    assert sorted(i for batch in first for i in batch) == list(range(75))
+    assert first == list(RequestBatchSampler(groups, 2, shuffle=True, seed=7))
+    sampler.sampler.set_epoch(1)  # the hook accelerate's DataLoaderShard.set_epoch calls
+    assert list(sampler) != first
+    assert len(RequestBatchSampler(groups, 2, shuffle=False, drop_last=True)) == 2
+
+
+def test_whole_request_cut() -> None:
+    dataset = pairs_dataset(4)
+    cut = select_whole_requests(dataset, 40, seed=0)
+    assert len(cut) == 30 and len(set(cut["request_id"])) == 2
+    assert set(cut["request_id"]) == set(select_whole_requests(dataset, 40, seed=0)["request_id"])
+
+
+# ---------------------------------------------------------------- equality with stock DPOTrainer
+
+
+@pytest.mark.parametrize(
+    ("lora", "precompute", "max_length", "truncation_mode"),
+    [
+        (True, True, 1024, "keep_start"),
+        (True, False, 64, "keep_start"),
+        (False, True, 64, "keep_end"),
+        (False, False, 1024, "keep_start"),
+    ],
+    ids=["lora-precomputed", "lora-truncated-live-ref", "full-keep-end", "full-live-ref"],
+)
+def test_loss_gradients_and_metrics_equal_stock(
+    tiny_model_dir: str,
+    tmp_path: Path,
+    lora: bool,
+    precompute: bool,
+    max_length: int,
+    truncation_mode: str,
+) -> None:
+    from trl import DPOTrainer
+
+    dataset = pairs_dataset(2)
+    common = {"max_length": max_length, "truncation_mode": truncation_mode, "lora": lora}
+    stock = make_trainer(DPOTrainer, tiny_model_dir, dataset, tmp_path / "stock", **common)
+    shared = make_trainer(
+        SharedResponseDPOTrainer,
+        tiny_model_dir,
+        dataset,
+        tmp_path / "shared",
+        precompute_ref_log_probs=precompute,
+        **common,
+    )
+    assert ("ref_chosen_logps" in shared.train_dataset.column_names) == precompute
+    assert len(stock.train_dataset) == len(shared.train_dataset) == 30  # prompts fit (40 tokens)
+    longest = max(len(r["prompt_ids"]) + len(r["rejected_ids"]) for r in stock.train_dataset)
+    assert (longest > max_length) == (max_length < 1024)  # the truncated cases truncate
+    perturb(stock.model)
+    perturb(shared.model)
+    stock_loss, stock_grads, stock_metrics = loss_grads_metrics(stock, range(30))
+    loss, grads, metrics = loss_grads_metrics(shared, range(30))
+
+    assert abs(loss - stock_loss) <= 1e-5, (loss, stock_loss)
+    assert abs(loss - math.log(2)) > 1e-3  # the policy really differs from the reference
+    assert grads.keys() == stock_grads.keys()
+    for name, grad in grads.items():
+        assert grad.abs().max() > 0 or stock_grads[name].abs().max() == 0, name
+        torch.testing.assert_close(grad, stock_grads[name], atol=1e-5, rtol=1e-4, msg=name)
+    assert set(metrics) == set(stock_metrics) == set(METRICS)
+    for key in METRICS:
+        assert metrics[key] == pytest.approx(stock_metrics[key], rel=1e-5, abs=1e-6), key
+
+
+def test_a_training_step_with_accumulation_equals_stock(
+    tiny_model_dir: str, tmp_path: Path
+) -> None:
+    """Stock: 15 pairs x 2 accumulated micro-batches; shared: 1 request x 2. Same 30 pairs,
+    same mean per micro-batch of 15: the same update (plain SGD, so weights move by the
+    gradient itself) and the same logged loss."""
+    from trl import DPOTrainer
+
+    dataset = pairs_dataset(2)
+    common = {"gradient_accumulation_steps": 2, "optim": "sgd", "learning_rate": 1.0}
+    stock = make_trainer(
+        DPOTrainer,
+        tiny_model_dir,
+        dataset,
+        tmp_path / "stock",
+        per_device_train_batch_size=15,
+        **common,
+    )
+    shared = make_trainer(
+        SharedResponseDPOTrainer,
+        tiny_model_dir,
+        dataset,
+        tmp_path / "shared",
+        precompute_ref_log_probs=True,
+        **common,
+    )
+    for trainer in (stock, shared):
+        perturb(trainer.model)
+    before = trainable(shared.model)
+    stock.train()
+    shared.train()
+    stock_log, log = stock.state.log_history[0], shared.state.log_history[0]
+    assert log["loss"] == pytest.approx(stock_log["loss"], abs=1e-5)
+    for key in ("rewards/margins", "rewards/accuracies", "logps/chosen", "num_tokens"):
+        assert log[key] == pytest.approx(stock_log[key], rel=1e-5), key
+    after, stock_after = trainable(shared.model), trainable(stock.model)
+    assert any((after[n] - before[n]).abs().max() > 1e-4 for n in after)
+    for name in after:
+        torch.testing.assert_close(after[name], stock_after[name], atol=1e-5, rtol=1e-4)
+
+
+def test_resume_from_a_checkpoint_replays_the_straight_run(
+    tiny_model_dir: str, tmp_path: Path
+) -> None:
+    """2 requests, 1 per step, 4 steps = 2 epochs; the resumed run starts inside epoch 2, so
+    it also checks that the request order of the resumed epoch is the straight run's."""
+    dataset = pairs_dataset(2)
+    common = {"max_steps": 4, "precompute_ref_log_probs": True, "learning_rate": 5e-2}
+    straight = make_trainer(
+        SharedResponseDPOTrainer, tiny_model_dir, dataset, tmp_path / "straight", **common
+    )
+    straight.train()
+    first = make_trainer(
+        SharedResponseDPOTrainer,
+        tiny_model_dir,
+        dataset,
+        tmp_path / "resumed",
+        save_strategy="steps",
+        save_steps=3,
+        **common,
+    )
+    first.args.max_steps = 3  # stop at the checkpoint, as an interrupted run would
+    first.train()
+    assert (tmp_path / "resumed" / "checkpoint-3").is_dir()
+    resumed = make_trainer(
+        SharedResponseDPOTrainer, tiny_model_dir, dataset, tmp_path / "resumed", **common
+    )
+    resumed.train(resume_from_checkpoint=str(tmp_path / "resumed" / "checkpoint-3"))
+    assert resumed.state.global_step == 4
+    last = [h for h in resumed.state.log_history if "loss" in h][-1]
+    straight_last = [h for h in straight.state.log_history if "loss" in h][-1]
+    assert last["step"] == straight_last["step"] == 4
+    assert last["loss"] == pytest.approx(straight_last["loss"], abs=1e-5)
+    assert last["rewards/margins"] == pytest.approx(straight_last["rewards/margins"], rel=1e-4)
+    for name, weight in trainable(resumed.model).items():
+        torch.testing.assert_close(weight, trainable(straight.model)[name], atol=1e-5, rtol=1e-4)
+
+
+# ---------------------------------------------------------------- refusals and the recipe
+
+
+def test_options_it_cannot_reproduce_are_refused(tiny_model_dir: str, tmp_path: Path) -> None:
+    from trl import DPOConfig
+
+    assert unsupported_options(DPOConfig(output_dir=str(tmp_path))) == []
+    args = DPOConfig(output_dir=str(tmp_path), loss_type=["ipo"], ld_alpha=0.5)
+    problems = unsupported_options(args)
+    assert len(problems) == 2 and "loss_type" in problems[0] and "ld_alpha" in problems[1]
+    with pytest.raises(ValueError, match="group_by_request does not support loss_type"):
+        make_trainer(
+            SharedResponseDPOTrainer, tiny_model_dir, pairs_dataset(1), tmp_path, loss_type=["ipo"]
+        )
+
+
+def load_recipe_script() -> Any:
+    name = "c2_recipes_dpo"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "recipes" / "dpo.py")
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def test_cpu_recipe_turns_shared_responses_on() -> None:
+    import yaml
+
+    recipe = yaml.safe_load(CPU_RECIPE.read_text(encoding="utf-8"))
+    assert recipe["group_by_request"] is True
+    assert recipe["precompute_ref_log_probs"] is True
+
+
+def test_recipe_option_trains_with_shared_responses_and_cuts_whole_requests(
+    tiny_model_dir: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dpo = load_recipe_script()
+    data = tmp_path / "pairs.parquet"
+    pairs_dataset(3).to_parquet(str(data))
+    seen: list[int] = []
+    original = SharedResponseDPOTrainer._compute_loss
+
+    def spy(self: Any, model: Any, inputs: dict[str, torch.Tensor], return_outputs: bool) -> Any:
+        seen.append(inputs["chosen_index"].numel())
+        return original(self, model, inputs, return_outputs)
+
+    monkeypatch.setattr(SharedResponseDPOTrainer, "_compute_loss", spy)
+    args = [
+        str(CPU_RECIPE),
+        "--model_name_or_path", tiny_model_dir,
+        "--dataset_name", str(data),
+        "--output_dir", str(tmp_path / "out"),
+        "--max_steps", "1",
+        "--gradient_accumulation_steps", "1",
+        "--per_device_train_batch_size", "2",
+        "--max_train_samples", "40",  # whole requests: 2 of them (30 pairs), not 40 pairs
+        "--report_to", "none",
+        "--eval_strategy", "no",
+        "--disable_tqdm", "true",
+    ]  # fmt: skip
+    assert dpo.cli(args) == 0
+    assert seen == [30]
+    assert (tmp_path / "out" / "adapter_config.json").is_file()
+
+
+def test_recipe_refuses_an_unsupported_loss_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dpo = load_recipe_script()
+    code = dpo.cli([str(CPU_RECIPE), "--loss_type", "ipo", "--output_dir", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert err[0].startswith("error: group_by_request does not support loss_type")
+
+
+def test_cpu_threads_never_exceed_the_cores_given() -> None:
+    assert choose_threads({}, cores=8, machine_cores=8, load=0.0)[0] == 8
+    assert choose_threads({"LOCAL_WORLD_SIZE": "2"}, cores=8, machine_cores=8, load=0.0)[0] == 4
+    assert choose_threads({"OMP_NUM_THREADS": "16"}, cores=8, machine_cores=8, load=0.0)[0] == 8
+    assert choose_threads({"OMP_NUM_THREADS": "1"}, cores=8, machine_cores=8, load=0.0)[0] == 1
+    busy, why = choose_threads({}, cores=2, machine_cores=2, load=1.7)
+    assert busy == 1 and "load average 1.70" in why
+    assert choose_threads({}, cores=2, machine_cores=2, load=9.0)[0] == 1
+    # in a container (fewer cores than the machine) the host's load says nothing about ours
+    assert choose_threads({}, cores=4, machine_cores=64, load=40.0)[0] == 4
+    assert 1 <= usable_cores() <= (os.cpu_count() or 1)
+
+
+# ---------------------------------------------------------------- DDP
+
+
+@pytest.mark.slow
+def test_two_ddp_processes_equal_one_process_with_twice_the_batch(
+    tiny_model_dir: str, tmp_path: Path
+) -> None:
+    """The recipe under `accelerate launch --multi_gpu --num_processes 2` on CPU (gloo): each
+    process trains on 1 request, DDP averages; one process with 2 requests per batch must
+    take the same SGD step and log the same loss."""
+    data = tmp_path / "pairs.parquet"
+    pairs_dataset(2).to_parquet(str(data))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    common = [
+        str(CPU_RECIPE),
+        "--model_name_or_path", tiny_model_dir,
+        "--dataset_name", str(data),
+        "--max_steps", "1",
+        "--gradient_accumulation_steps", "1",
+        "--optim", "sgd",
+        "--learning_rate", "1.0",
+        "--report_to", "none",
+        "--disable_tqdm", "true",
+        "--logging_steps", "1",
+    ]  # fmt: skip
+    accelerate = Path(sys.executable).parent / "accelerate"
+    runs = {
+        "ddp": [
+            str(accelerate), "launch", "--multi_gpu", "--num_processes", "2",
+            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+            "recipes/dpo.py", *common, "--per_device_train_batch_size", "1",
+        ],
+        "single": [sys.executable, "recipes/dpo.py", *common, "--per_device_train_batch_size", "2"],
+    }  # fmt: skip
+    logs = {}
+    for name, cmd in runs.items():
+        done = subprocess.run(
+            [*cmd, "--output_dir", str(tmp_path / name)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        assert done.returncode == 0, f"{name}:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
+        logs[name] = [
+            ast.literal_eval(line)
+            for line in done.stdout.splitlines()
+            if line.startswith("{'loss'")
+        ]
+    assert len(logs["ddp"]) == len(logs["single"]) == 1
+    ddp, single = logs["ddp"][0], logs["single"][0]
+    assert float(ddp["loss"]) == pytest.approx(float(single["loss"]), abs=1e-4)
+    assert float(ddp["num_tokens"]) == float(single["num_tokens"])
+    assert float(ddp["epoch"]) == float(single["epoch"]) == 1.0
+
+    from safetensors.torch import load_file
+
+    ddp_weights = load_file(str(tmp_path / "ddp" / "adapter_model.safetensors"))
+    single_weights = load_file(str(tmp_path / "single" / "adapter_model.safetensors"))
+    assert ddp_weights.keys() == single_weights.keys()
+    moved = 0.0
+    for name, weight in ddp_weights.items():
+        torch.testing.assert_close(weight, single_weights[name], atol=1e-5, rtol=1e-4)
+        moved = max(moved, weight.abs().max().item())
+    assert moved > 1e-4  # the SGD step really moved LoRA's B away from 0
