@@ -9,8 +9,9 @@ both sides decode with ``synth.backends.diverse_beam.diverse_beam_search`` throu
 ``model.generate(custom_generate=...)``; the decoding configuration is the hf backend's own.
 
 * ``ours``: ``c2-syn generate`` through its Python entry (``synth.cli`` parser +
-  ``stage_generate``), into a temporary ``--out``: selection, manifest, length-sorted batches of
-  ``--batch-size`` (8), chunk files written atomically.
+  ``stage_generate``), into a temporary ``--out``: selection, manifest, the backend called with
+  ``--batch-size`` (8) requests at a time (5 batches of ``--batch-size`` prompts, sorted by
+  length within the call, so progress moves per call), chunk files written atomically.
 * ``reference-style``: the same prompts in request order (r0, r1..r4 of request 1, then of
   request 2, ...), batches of 8, one after the other, no sorting.
 

@@ -22,7 +22,8 @@ from cc_tasks.results import FULL_ROWS, Run, json_safe
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 CAPTION = (
     "Bars: 95% Wilson score interval of each Corr@k (n = judged paths per point, in the legend). "
-    "Mean: Corr_mean [95% bootstrap over rows]. Dashed, hollow: partial run (< {full} rows or "
+    "Mean: Corr_mean [95% bootstrap over rows; Wilson over rows where every resample agrees]. "
+    "Dashed, hollow: partial run (< {full} rows or "
     "--limit): a smoke test. Runs are offset slightly along k so that they do not hide each other."
 )
 
@@ -71,7 +72,8 @@ def _legend(run: Run) -> str:
         interval = f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else " (no bootstrap: no samples)"
         mean = f"; mean {run.corr_mean:.3f}{interval}"
     partial = f"; PARTIAL {run.rows if run.rows is not None else '?'}/{FULL_ROWS} rows"
-    return f"{run.label}{mean}; {n} per k{partial if run.partial else ''}"
+    judge = "" if run.judge in run.label else f" (judge {run.judge})"
+    return f"{run.label}{judge}{mean}; {n} per k{partial if run.partial else ''}"
 
 
 def plot(runs: Sequence[Run], path: Path, title: str = "C²-EVAL: course-correction rate") -> None:

@@ -30,6 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from cc_tasks.c2_eval.docs import PROVENANCE_KEY
 from cc_tasks.errors import UsageError
 from cc_tasks.files import atomic_write_text
 from cc_tasks.judges.card import card_line, judge_card
@@ -40,7 +41,6 @@ from cc_tasks.stats import BOOTSTRAP_ITERS, BOOTSTRAP_SEED, bootstrap_mean_over_
 from cc_tasks.stats import wilson_interval as _wilson_rate
 
 CORR_SCHEMA = "c2_eval.corr/2"
-PROVENANCE_KEY = "c2_eval"  # the task metadata key (cc_tasks.c2_eval.docs.PROVENANCE_KEY)
 FULL_ROWS = EVAL_ROWS
 """Rows of a full C²-EVAL run (SPEC section 2); fewer, or any ``--limit``, is a partial run."""
 GROUP = "c2_eval"
@@ -49,8 +49,9 @@ RESULTS_RE = re.compile(r"^results_(?P<date>.+)\.json$")
 INTERVAL_NOTE = (
     "Corr@k: share of judged paths that course-correct; [95% Wilson score interval], "
     "n = judged paths behind the value (valid verdicts). Corr_mean: mean of the Corr@k; "
-    "[95% percentile bootstrap over rows, {iters} resamples, seed {seed}]: the eight k share "
-    "their rows, so lm-eval's group stderr (which treats them as independent) is not used."
+    "[95% percentile bootstrap over rows, {iters} resamples, seed {seed}; where every resample "
+    "gives the same mean, the 95% Wilson interval with the rows as n]: the eight k share their "
+    "rows, so lm-eval's group stderr (which treats them as independent) is not used."
 )
 
 
@@ -260,6 +261,15 @@ def _finish(run: Run, iters: int, seed: int) -> Run:
             if run.corr_mean_ci
             else "bootstrap n/a (no valid verdicts)"
         )
+        ci = run.corr_mean_ci
+        if ci and ci[0] == ci[1] and run.corr_mean is not None:
+            # Every resample gave the same mean (e.g. no path ever corrected): a zero-width
+            # interval would claim certainty. A row's mean over k lies in [0, 1], so its variance
+            # is at most p(1 - p): Wilson with the rows as n bounds the mean conservatively.
+            run.corr_mean_ci = _wilson_rate(min(max(run.corr_mean, 0.0), 1.0), n_rows)
+            run.corr_mean_note = (
+                f"95% Wilson over {n_rows} rows (every bootstrap resample gave {ci[0]:.3f})"
+            )
     known = [p.rows for p in run.points.values() if p.rows is not None]
     if run.rows is None and known:
         run.rows = max(known)
@@ -325,8 +335,10 @@ def runs_from_lm_eval(
     *,
     iters: int = BOOTSTRAP_ITERS,
     seed: int = BOOTSTRAP_SEED,
+    with_samples: bool = True,
 ) -> list[Run]:
-    """One :class:`Run` per (task family, judge) in an lm-eval results dict."""
+    """One :class:`Run` per (task family, judge) in an lm-eval results dict (``with_samples``:
+    exact counts and the bootstrap from the sample files beside ``path``, when all are there)."""
     results = data.get("results")
     if not isinstance(results, Mapping):
         raise ReportError(f"{path}: no 'results' object (not an lm-eval or c2-judge result file)")
@@ -390,7 +402,8 @@ def runs_from_lm_eval(
     for run in out:
         group = groups.get(run.family) or {}
         run.corr_mean = _num(group.get(f"corr,{run.judge}"))
-        _attach_samples(run, path)
+        if with_samples:
+            _attach_samples(run, path)
         _finish(run, iters, seed)
     return out
 
@@ -447,9 +460,7 @@ def judged_runs(
     runs = []
     for (run_name, family), indices in sorted(groups.items()):
         points, counts = points_from_samples([rejudged[i] for i in indices], strict=strict)
-        source = _source_run(
-            [originals[i] for i in indices if i < len(originals)], family, iters, seed
-        )
+        source = _source_run([originals[i] for i in indices if i < len(originals)], family)
         provenance: dict[str, Any] = dict(source.provenance) if source else {}
         if source:
             provenance["rejudged_from"] = {
@@ -480,7 +491,7 @@ def judged_runs(
     return runs
 
 
-def _source_run(originals: Sequence[Any], family: str, iters: int, seed: int) -> Run | None:
+def _source_run(originals: Sequence[Any], family: str) -> Run | None:
     """The lm-eval run the original sample files came from (its results file), if it is there."""
     for sf in originals:
         date = getattr(sf, "date", "")
@@ -489,7 +500,7 @@ def _source_run(originals: Sequence[Any], family: str, iters: int, seed: int) ->
             continue
         try:
             data = json.loads(candidate.read_text(encoding="utf-8"))
-            runs = runs_from_lm_eval(data, candidate, iters=iters, seed=seed)
+            runs = runs_from_lm_eval(data, candidate, with_samples=False)
         except (ValueError, OSError):
             continue
         for run in runs:

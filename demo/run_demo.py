@@ -32,12 +32,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shlex
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,11 @@ class Sizes:
     syn_requests: int  # C²-SYN requests (x 15 pairs before the gate)
     syn_max_new_tokens: int
     syn_decoding: str
-    train_epochs: float  # passes over the kept requests
+    train_epochs: float  # passes over the kept requests (one is held out for eval_loss) ...
+    train_max_steps: (
+        int  # ... but at most this many steps (bounds the time whatever the gate keeps)
+    )
+    train_learning_rate: float
     train_batch: int  # requests (15 pairs each) per DPO step (group_by_request)
     train_max_length: int  # tokens of prompt + response: CPU time per step grows with it
     eval_batch_size: int
@@ -75,9 +80,11 @@ FULL = Sizes(
     syn_requests=96,
     syn_max_new_tokens=64,
     syn_decoding="greedy",
-    train_epochs=2,
+    train_epochs=3,
+    train_max_steps=40,
+    train_learning_rate=5e-4,
     train_batch=1,
-    train_max_length=384,
+    train_max_length=256,
     eval_batch_size=32,
     judge="probe",
     gate_action="drop",
@@ -89,6 +96,8 @@ QUICK = Sizes(
     syn_max_new_tokens=8,
     syn_decoding="greedy",
     train_epochs=1,
+    train_max_steps=2,
+    train_learning_rate=5e-4,
     train_batch=1,
     train_max_length=128,
     eval_batch_size=8,
@@ -143,6 +152,57 @@ def run(
     print(f"=== {step}: {timings[step]} s (log: {log})", flush=True)
     if rc != 0:
         raise SystemExit(f"demo: step '{step}' failed with exit code {rc}; see {log}")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One command of the demo: its name (the timings key), command line, log and threads."""
+
+    name: str
+    cmd: list[str]
+    log: Path
+    threads: int | None = None
+
+
+def run_parallel(steps: Sequence[Step], timings: dict[str, float]) -> None:
+    """Run independent steps at the same time, each with its own log; stop on any failure.
+
+    Why: each generation step runs on one thread (faster on a busy CPU, see :func:`run`), so
+    on 2 cores two independent steps (evaluating the base model, synthesising C²-SYN) finish
+    in about the time of the longer one instead of the sum. Each step's own wall time is
+    recorded; the output goes to its log only, and the last lines are printed at the end.
+    """
+    start = time.perf_counter()
+    procs = []
+    for step in steps:
+        print(f"\n=== {step.name} (in parallel)\n$ {shlex.join(step.cmd)}", flush=True)
+        env = dict(os.environ)
+        if step.threads and "OMP_NUM_THREADS" not in os.environ:
+            env["OMP_NUM_THREADS"] = str(step.threads)
+        fh = step.log.open("w", encoding="utf-8")
+        proc = subprocess.Popen(
+            step.cmd, stdout=fh, stderr=subprocess.STDOUT, text=True, cwd=ROOT, env=env
+        )
+        procs.append((step, proc, fh))
+    failed = []
+    pending = list(procs)
+    while pending:
+        time.sleep(1)
+        for item in list(pending):
+            step, proc, fh = item
+            if proc.poll() is None:
+                continue
+            pending.remove(item)
+            fh.close()
+            timings[step.name] = round(time.perf_counter() - start, 1)
+            tail = step.log.read_text(encoding="utf-8", errors="replace").splitlines()[-12:]
+            print("\n".join(tail))
+            print(f"=== {step.name}: {timings[step.name]} s (log: {step.log})", flush=True)
+            if proc.returncode != 0:
+                failed.append(f"'{step.name}' (exit {proc.returncode}; see {step.log})")
+    timings[" + ".join(s.name for s in steps)] = round(time.perf_counter() - start, 1)
+    if failed:
+        raise SystemExit("demo: step " + ", ".join(failed) + " failed")
 
 
 def bin_of(name: str) -> str:
@@ -269,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-rows", type=int, help="override the eval size (rows per k)")
     parser.add_argument("--syn-requests", type=int, help="override the C²-SYN size (requests)")
     parser.add_argument("--train-epochs", type=float, help="override the DPO epochs")
+    parser.add_argument("--train-max-steps", type=int, help="override the DPO step cap")
     parser.add_argument(
         "--judge",
         choices=("probe", "rule"),
@@ -283,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         eval_rows=args.eval_rows or sizes.eval_rows,
         syn_requests=args.syn_requests or sizes.syn_requests,
         train_epochs=args.train_epochs or sizes.train_epochs,
+        train_max_steps=args.train_max_steps or sizes.train_max_steps,
         judge=args.judge or sizes.judge,
     )
     # every check before any expensive work
@@ -325,50 +387,53 @@ def main(argv: list[str] | None = None) -> int:
         f"per model (one sampled path each, same seed before/after), judge {sizes.judge}\n"
         f"  synth: {sizes.syn_requests} requests -> up to {sizes.syn_requests * 15} preference "
         f"pairs, gate {sizes.judge} ({sizes.gate_action} failures)\n"
-        f"  train: shared-response DPO, {sizes.train_epochs} epoch(s) over the kept requests, "
-        f"{sizes.train_batch} request(s) (15 pairs each) per step, max_length "
+        f"  train: shared-response DPO, {sizes.train_epochs} epoch(s) over the kept requests "
+        f"(at most {sizes.train_max_steps} steps), {sizes.train_batch} request(s) (15 pairs "
+        f"each) per step, learning rate {sizes.train_learning_rate}, max_length "
         f"{sizes.train_max_length} (LoRA, CPU recipe)"
     )
     timings: dict[str, float] = {}
     total = time.perf_counter()
 
-    run(
-        "eval before",
-        eval_cmd(model, None, eval_path, sizes, out / "eval_before"),
-        logs / "eval_before.log",
-        timings,
-        threads=1,
-    )
-
     syn_dir = out / "c2syn"
-    run(
-        "synthesise C²-SYN",
+    run_parallel(
         [
-            bin_of("c2-syn"),
-            "run",
-            "--source",
-            str(syn_path),
-            "--max-requests",
-            str(sizes.syn_requests),
-            "--out",
-            str(syn_dir),
-            "--decoding",
-            sizes.syn_decoding,
-            "--max-new-tokens",
-            str(sizes.syn_max_new_tokens),
-            "--batch-size",
-            "8",
-            "--system-prompt",
-            SYNTH_SYSTEM_PROMPT,
-            "--gate-judge",
-            sizes.judge,
-            "--gate-action",
-            sizes.gate_action,
-            "--no-progress",
+            Step(
+                "eval before",
+                eval_cmd(model, None, eval_path, sizes, out / "eval_before"),
+                logs / "eval_before.log",
+                threads=1,
+            ),
+            Step(
+                "synthesise C²-SYN",
+                [
+                    bin_of("c2-syn"),
+                    "run",
+                    "--source",
+                    str(syn_path),
+                    "--max-requests",
+                    str(sizes.syn_requests),
+                    "--out",
+                    str(syn_dir),
+                    "--decoding",
+                    sizes.syn_decoding,
+                    "--max-new-tokens",
+                    str(sizes.syn_max_new_tokens),
+                    "--batch-size",
+                    "8",
+                    "--system-prompt",
+                    SYNTH_SYSTEM_PROMPT,
+                    "--gate-judge",
+                    sizes.judge,
+                    "--gate-action",
+                    sizes.gate_action,
+                    "--no-progress",
+                ],
+                logs / "synth.log",
+                threads=1,
+            ),
         ],
-        logs / "synth.log",
         timings,
-        threads=1,
     )
 
     stats = json.loads((syn_dir / "pairs" / "stats.json").read_text(encoding="utf-8"))
@@ -377,9 +442,24 @@ def main(argv: list[str] | None = None) -> int:
     plan["c2syn"] = {
         k: stats.get(k) for k in ("requests_kept", "pairs_by_split", "gate", "gate_action")
     }
-    if not stats.get("requests_kept"):
-        raise SystemExit("demo: the quality gate kept no request; nothing to train on")
+    if (stats.get("requests_kept") or 0) < 2:
+        raise SystemExit(
+            f"demo: the quality gate kept {stats.get('requests_kept')} request(s); the recipe "
+            "needs 2 (1 is held out): raise --syn-requests"
+        )
 
+    # the recipe holds out 1 request (test_size: 1) for its eval_loss / reward accuracy
+    train_requests = stats["requests_kept"] - 1
+    train_steps = min(
+        math.ceil(sizes.train_epochs * train_requests / sizes.train_batch), sizes.train_max_steps
+    )
+    plan["train"] = {
+        "requests": train_requests,
+        "pairs": train_requests * 15,
+        "steps": train_steps,
+        "pairs_seen": train_steps * sizes.train_batch * 15,
+    }
+    print(f"train: {json.dumps(plan['train'])}")
     adapter = out / "dpo-adapter"
     run(
         "train DPO (shared-response, LoRA, CPU)",
@@ -395,9 +475,9 @@ def main(argv: list[str] | None = None) -> int:
             "--output_dir",
             str(adapter),
             "--max_steps",
-            "-1",
-            "--num_train_epochs",
-            str(sizes.train_epochs),
+            str(train_steps),
+            "--learning_rate",
+            str(sizes.train_learning_rate),
             "--per_device_train_batch_size",
             str(sizes.train_batch),
             "--gradient_accumulation_steps",
@@ -411,12 +491,33 @@ def main(argv: list[str] | None = None) -> int:
         timings,
     )
 
-    run(
-        "eval after",
-        eval_cmd(model, adapter, eval_path, sizes, out / "eval_after"),
-        logs / "eval_after.log",
+    run_parallel(
+        [
+            Step(
+                "eval after",
+                eval_cmd(model, adapter, eval_path, sizes, out / "eval_after"),
+                logs / "eval_after.log",
+                threads=1,
+            ),
+            Step(
+                "plain answers",
+                [
+                    sys.executable,
+                    str(ROOT / "demo" / "plain_answers.py"),
+                    "--model",
+                    model,
+                    "--adapter",
+                    str(adapter),
+                    "--out",
+                    str(out / "plain_answers.json"),
+                    "--max-new-tokens",
+                    str(sizes.plain_max_new_tokens),
+                ],
+                logs / "plain_answers.log",
+                threads=1,
+            ),
+        ],
         timings,
-        threads=1,
     )
 
     reports = [out / "eval_before", out / "eval_after"]
@@ -440,25 +541,6 @@ def main(argv: list[str] | None = None) -> int:
             )
         reports += [out / "rejudge-rule" / "before", out / "rejudge-rule" / "after"]
         labels += [f"{labels[0]} (rule re-judge)", f"{labels[1]} (rule re-judge)"]
-
-    run(
-        "plain answers",
-        [
-            sys.executable,
-            str(ROOT / "demo" / "plain_answers.py"),
-            "--model",
-            model,
-            "--adapter",
-            str(adapter),
-            "--out",
-            str(out / "plain_answers.json"),
-            "--max-new-tokens",
-            str(sizes.plain_max_new_tokens),
-        ],
-        logs / "plain_answers.log",
-        timings,
-        threads=1,
-    )
 
     run(
         "report",

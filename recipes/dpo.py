@@ -37,12 +37,14 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from synth.cpu_threads import set_cpu_threads
 from synth.dataset import load_c2syn, training_splits
 from synth.model_card import DataRef, TrainingCard
 from synth.recipe import (
+    RecipeError,
     check_output_dir,
     load_tokenizer,
     normalize_argv,
@@ -103,6 +105,14 @@ class ScriptArguments:
         default=False,
         metadata={"help": "Allow writing into an output_dir that already holds a model."},
     )
+    group_by_request: bool = field(
+        default=False,
+        metadata={
+            "help": "Shared-response DPO (synth.shared_dpo): batches hold whole requests and each "
+            "unique response is forwarded once; DPO's loss and metrics over the same pairs. "
+            "per_device_*_batch_size then count requests; max_train_samples cuts whole requests."
+        },
+    )
 
 
 def make_parser(prog: str | None = None) -> Any:
@@ -119,6 +129,8 @@ def main(
     import torch
     from trl import DPOTrainer, get_peft_config, get_quantization_config
 
+    from synth import shared_dpo
+
     # 1. everything that can be wrong with the inputs, cheapest first, before the model loads
     base = resolve_model(model_args.model_name_or_path)
     model_args.model_name_or_path = base.path
@@ -128,6 +140,9 @@ def main(
         overwrite=script_args.overwrite_output_dir,
         resume=training_args.resume_from_checkpoint,
     )
+    whole = script_args.group_by_request  # shared responses: say now what they cannot serve
+    if whole and (problems := shared_dpo.unsupported_options(training_args)):
+        raise RecipeError(f"group_by_request does not support {'; '.join(problems)}")
     dataset = load_c2syn(
         script_args.dataset_name or "",
         revision=script_args.dataset_revision,
@@ -136,10 +151,18 @@ def main(
     )
     train, test, conversational = training_splits(
         dataset,
-        script_args,
+        replace(script_args, max_train_samples=None) if whole else script_args,
         want_eval=training_args.eval_strategy != "no",
         seed=training_args.seed,
     )
+    if whole and script_args.max_train_samples is not None:  # a pair cut would share nothing
+        train = shared_dpo.select_whole_requests(
+            train, script_args.max_train_samples, training_args.seed
+        )
+    if training_args.device.type == "cpu":  # the cores this process gets, not all of them
+        line = set_cpu_threads()
+        if _is_local_main():
+            print(line, flush=True)
     tokenizer = load_tokenizer(model_args, training_args, conversational=conversational)
     peft_config = get_peft_config(model_args)
     training_args.report_to, chosen = resolve_report_to(training_args.report_to)
@@ -155,7 +178,8 @@ def main(
     )
     model_init_kwargs.update(training_args.model_init_kwargs or {})
     training_args.model_init_kwargs = model_init_kwargs
-    trainer = DPOTrainer(
+    trainer_class = shared_dpo.SharedResponseDPOTrainer if whole else DPOTrainer
+    trainer = trainer_class(
         model=model_args.model_name_or_path,
         args=training_args,
         train_dataset=train,

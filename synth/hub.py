@@ -167,7 +167,8 @@ def render_card(
             "`synth.dataset.load_c2syn(folder)` from the course-correction project: "
             '`load_dataset("path/to/folder")` would go through the `configs` block, which '
             "`datasets` caches under the folder's name only, so another folder of the same name "
-            "could load its rows instead."
+            'could load its rows instead. Once pushed to the Hub, `load_dataset("ORG/NAME")` '
+            "loads it by its repo id (`c2-syn card --repo-id ORG/NAME` writes that snippet here)."
             if not repo_id
             else "A local copy of this folder loads with `synth.dataset.load_c2syn(folder)` from "
             'the course-correction project, or `load_dataset("parquet", data_files=...)` with '

@@ -117,7 +117,12 @@ def training_metrics(log_history: Sequence[Mapping[str, Any]]) -> dict[str, Any]
         if "eval_loss" in entry:
             out.update({k: v for k, v in entry.items() if k.startswith("eval_")})
             out["eval_step"] = entry.get("step")
-    return {k: v for k, v in out.items() if not (isinstance(v, float) and math.isnan(v))}
+    return {
+        k: v
+        for k, v in out.items()
+        if not (isinstance(v, float) and math.isnan(v))
+        and not k.endswith(("_runtime", "_per_second"))  # speed of this machine, not the model
+    }
 
 
 @dataclass
@@ -145,18 +150,29 @@ class TrainingCard:
         adapter: bool,
         on_cpu: bool,
     ) -> TrainingCard:
-        """The card of a recipe run: ``base`` is a :class:`synth.recipe.BaseModel`."""
-        commands = eval_commands(
-            base.path, training_args.output_dir, adapter=adapter, on_cpu=on_cpu
+        """The card of a recipe run: ``base`` is a :class:`synth.recipe.BaseModel`.
+
+        ``commands`` (printed after training) use this machine's paths; the card's command
+        names the base model by its Hub id and the result by its Hub repo when it is pushed,
+        so it works for whoever reads the published card.
+        """
+        out = training_args.output_dir
+        commands = eval_commands(base.path, out, adapter=adapter, on_cpu=on_cpu)
+        pushed = training_args.hub_model_id if training_args.push_to_hub else None
+        shown = eval_commands(
+            base.hub_id or base.path, pushed or out, adapter=adapter, on_cpu=on_cpu
         )
+        settings = {k: getattr(training_args, k, None) for k in CARD_SETTINGS}
+        if (training_args.max_steps or 0) > 0:  # max_steps overrides the epochs
+            settings.pop("num_train_epochs", None)
         return cls(
             base_path=base.path,
             base_hub_id=base.hub_id,
             data=data,
             recipe=recipe,
-            eval_command=commands[-1],
+            eval_command=shown[-1],
             adapter=adapter,
-            settings={k: getattr(training_args, k, None) for k in CARD_SETTINGS},
+            settings=settings,
             commands=commands,
         )
 

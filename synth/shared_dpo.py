@@ -101,23 +101,12 @@ def select_whole_requests(dataset: Dataset, max_pairs: int, seed: int) -> Datase
     return dataset.select(sorted(rows))
 
 
-class _EpochHook:
-    """Lets accelerate's ``DataLoaderShard.set_epoch`` reach the batch sampler (it looks for
-    ``batch_sampler.batch_sampler.sampler.set_epoch``)."""
-
-    def __init__(self, owner: RequestBatchSampler) -> None:
-        self.owner = owner
-
-    def set_epoch(self, epoch: int) -> None:
-        self.owner.epoch = epoch
-
-
 class RequestBatchSampler(torch.utils.data.Sampler[list[int]]):
     """Batches of ``requests_per_batch`` whole requests (the row indices of their pairs).
 
     Shuffled by request with ``seed + epoch`` (the same order on every process before
     accelerate's ``BatchSamplerShard`` deals the batches out), so a resumed run sees the same
-    batches. ``batch_size = None`` tells accelerate that batch sizes vary (requests need not
+    batches; the trainer sets the epoch at the start of each (``_run_epoch``). ``batch_size = None`` tells accelerate that batch sizes vary (requests need not
     all have 15 pairs).
     """
 
@@ -140,10 +129,9 @@ class RequestBatchSampler(torch.utils.data.Sampler[list[int]]):
         self.seed = seed
         self.drop_last = drop_last
         self.epoch = 0
-        self.sampler = _EpochHook(self)
 
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        pass
 
     def __len__(self) -> int:
         full, rest = divmod(len(self.groups), self.requests_per_batch)
@@ -402,8 +390,8 @@ class SharedResponseDPOTrainer(DPOTrainer):
         return dataloader
 
     def _run_epoch(self, *args: Any, **kwargs: Any) -> Any:
-        # accelerate's set_epoch does not reach a batch sampler behind skip_first_batches (a
-        # resumed epoch), so tell ours the epoch here: a resumed run replays the same order
+        # accelerate's set_epoch does not reach a batch sampler behind BatchSamplerShard or
+        # skip_first_batches (a resumed epoch), so tell ours the epoch here, every epoch
         if self._train_request_sampler is not None and "epoch" in kwargs:
             self._train_request_sampler.set_epoch(kwargs["epoch"])
         return super()._run_epoch(*args, **kwargs)

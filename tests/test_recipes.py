@@ -115,14 +115,18 @@ def poisoned_model(folder: Path, tiny_model_dir: str, *, chat_template: bool = T
 
 @pytest.fixture
 def no_model_load(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Any DPOTrainer construction (= model loading) fails the test."""
+    """Any trainer construction (= model loading) fails the test: TRL's DPOTrainer and the
+    shared-response one the CPU recipe picks (group_by_request)."""
     import trl
+
+    import synth.shared_dpo  # imported before the patch: it subclasses the real DPOTrainer
 
     class NoTrainer:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             raise AssertionError("DPOTrainer was built: the model would have been loaded")
 
     monkeypatch.setattr(trl, "DPOTrainer", NoTrainer)
+    monkeypatch.setattr(synth.shared_dpo, "SharedResponseDPOTrainer", NoTrainer)
 
 
 def load(dpo: ModuleType, folder: Path) -> Any:
@@ -393,7 +397,10 @@ def test_evaluation_without_a_test_split_fails_fast(
     dpo: ModuleType, tmp_path: Path, cpu_args: list[str], no_model_load: None, capsys: Any
 ) -> None:
     data = write_c2syn(tmp_path / "c2-syn")
-    argv = [*cpu_args, "--dataset_name", str(data), "--eval_strategy", "steps"]
+    recipe = yaml.safe_load(CPU_RECIPE.read_text())
+    del recipe["test_size"]  # the CPU recipe holds out a request itself: this one does not
+    (tmp_path / "no-holdout.yaml").write_text(yaml.safe_dump(recipe))
+    argv = [str(tmp_path / "no-holdout.yaml"), *cpu_args[1:], "--dataset_name", str(data)]
     code, err = run_cli(dpo, argv, capsys)
     assert code == 2
     assert "no split 'test': set test_size" in error_lines(err)[0]
@@ -470,6 +477,8 @@ def test_same_named_folders_never_load_stale_rows(
     import datasets
     import trl
 
+    import synth.shared_dpo
+
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "shared-cache")
     seen: list[int] = []
 
@@ -479,6 +488,7 @@ def test_same_named_folders_never_load_stale_rows(
             raise TrainerBuilt
 
     monkeypatch.setattr(trl, "DPOTrainer", RecordingTrainer)
+    monkeypatch.setattr(synth.shared_dpo, "SharedResponseDPOTrainer", RecordingTrainer)
     model = poisoned_model(tmp_path / "poisoned", tiny_model_dir)
     first = write_c2syn(tmp_path / "a" / "c2-syn", n_requests=2)
     second = write_c2syn(tmp_path / "b" / "c2-syn", n_requests=5, test_requests=1)
@@ -487,7 +497,7 @@ def test_same_named_folders_never_load_stale_rows(
                 str(folder), "--output_dir", str(tmp_path / "out")]  # fmt: skip
         with pytest.raises(TrainerBuilt):
             dpo.cli(argv)
-    assert seen == [30, 75, 30]
+    assert seen == [15, 60, 15]  # 2 and 5 requests, one held out by the recipe (test_size: 1)
 
 
 def test_metadata_is_dropped_unless_kept(dpo: ModuleType, tmp_path: Path) -> None:

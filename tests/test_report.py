@@ -291,3 +291,24 @@ def test_previous_corr_json_schema_is_read(tmp_path: Path) -> None:
     assert run.corr_mean == 0.25 and run.points[10].ci == pytest.approx(wilson(1, 4))
     assert run.corr_mean_note == "bootstrap n/a (no samples)" and run.partial
     assert run.judge_card["kind"] == "rule"
+
+
+def test_a_run_without_any_correction_still_gets_an_interval(tmp_path: Path) -> None:
+    """Every verdict 'no': each bootstrap resample gives 0, a zero-width interval would claim
+    certainty; Corr_mean gets the Wilson interval over the rows instead (like Corr@k)."""
+    from cc_tasks.results import judged_runs
+    from cc_tasks.samples import Sample, SampleFile
+
+    def sample_file(k: int) -> SampleFile:
+        sf = SampleFile(path=tmp_path / f"samples_c2_eval_k{k}_{DATE}.jsonl", task=f"c2_eval_k{k}",
+                        date=DATE, run="smol")  # fmt: skip
+        for r in range(10):
+            record = {"continuation": "x", "label": "no", "judge": "rule"}
+            data = {"doc": {"row_id": r}, "filtered_resps": [[json.dumps(record)]]}
+            sf.samples.append(Sample(r + 1, data, k, r, "How?", "Sure", ["x"]))
+        return sf
+
+    (run,) = judged_runs([sample_file(k) for k in KS], judge={"kind": "rule"}, strict=False)
+    assert run.corr_mean == 0.0
+    assert run.corr_mean_ci == pytest.approx(wilson(0, 10))
+    assert run.corr_mean_note.startswith("95% Wilson over 10 rows")

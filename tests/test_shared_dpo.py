@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 import torch
+from transformers import TrainerCallback
 
 from synth.cpu_threads import choose_threads, usable_cores
 from synth.pairs import request_pairs
@@ -158,6 +159,18 @@ def loss_grads_metrics(trainer: Any, rows: range) -> tuple[float, dict[str, torc
     return loss.item(), grads, metrics
 
 
+class StopAt(TrainerCallback):
+    """Stops training after a given step, as an interrupted run would."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        if state.global_step >= self.step:
+            control.should_training_stop = True
+        return control
+
+
 def trainable(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
 
@@ -214,7 +227,7 @@ def test_batches_hold_whole_requests_in_a_seeded_order() -> None:
     assert len(first) == len(sampler) == 3
     assert sorted(i for batch in first for i in batch) == list(range(75))
     assert first == list(RequestBatchSampler(groups, 2, shuffle=True, seed=7))
-    sampler.sampler.set_epoch(1)  # the hook accelerate's DataLoaderShard.set_epoch calls
+    sampler.set_epoch(1)
     assert list(sampler) != first
     assert len(RequestBatchSampler(groups, 2, shuffle=False, drop_last=True)) == 2
 
@@ -324,10 +337,11 @@ def test_a_training_step_with_accumulation_equals_stock(
 def test_resume_from_a_checkpoint_replays_the_straight_run(
     tiny_model_dir: str, tmp_path: Path
 ) -> None:
-    """2 requests, 1 per step, 4 steps = 2 epochs; the resumed run starts inside epoch 2, so
-    it also checks that the request order of the resumed epoch is the straight run's."""
-    dataset = pairs_dataset(2)
-    common = {"max_steps": 4, "precompute_ref_log_probs": True, "learning_rate": 5e-2}
+    """3 requests, 1 per step, 6 steps = 2 epochs; the resumed run starts inside epoch 2,
+    whose request order (seed 42 + 1: 1, 0, 2) differs from epoch 1's (0, 2, 1), so it also
+    checks that a resumed epoch replays the straight run's order."""
+    dataset = pairs_dataset(3)
+    common = {"max_steps": 6, "precompute_ref_log_probs": True, "learning_rate": 5e-2}
     straight = make_trainer(
         SharedResponseDPOTrainer, tiny_model_dir, dataset, tmp_path / "straight", **common
     )
@@ -338,22 +352,25 @@ def test_resume_from_a_checkpoint_replays_the_straight_run(
         dataset,
         tmp_path / "resumed",
         save_strategy="steps",
-        save_steps=3,
+        save_steps=4,
         **common,
     )
-    first.args.max_steps = 3  # stop at the checkpoint, as an interrupted run would
+    first.add_callback(StopAt(4))  # interrupted after the checkpoint (same lr schedule)
     first.train()
-    assert (tmp_path / "resumed" / "checkpoint-3").is_dir()
+    assert first.state.global_step == 4
+    assert (tmp_path / "resumed" / "checkpoint-4").is_dir()
     resumed = make_trainer(
         SharedResponseDPOTrainer, tiny_model_dir, dataset, tmp_path / "resumed", **common
     )
-    resumed.train(resume_from_checkpoint=str(tmp_path / "resumed" / "checkpoint-3"))
-    assert resumed.state.global_step == 4
-    last = [h for h in resumed.state.log_history if "loss" in h][-1]
-    straight_last = [h for h in straight.state.log_history if "loss" in h][-1]
-    assert last["step"] == straight_last["step"] == 4
-    assert last["loss"] == pytest.approx(straight_last["loss"], abs=1e-5)
-    assert last["rewards/margins"] == pytest.approx(straight_last["rewards/margins"], rel=1e-4)
+    resumed.train(resume_from_checkpoint=str(tmp_path / "resumed" / "checkpoint-4"))
+    assert resumed.state.global_step == 6
+    logged = [h for h in resumed.state.log_history if "loss" in h]
+    straight_logged = {h["step"]: h for h in straight.state.log_history if "loss" in h}
+    assert [h["step"] for h in logged] == [1, 2, 3, 4, 5, 6]  # 1-4 from the checkpoint
+    for entry in logged:
+        expected = straight_logged[entry["step"]]
+        assert entry["loss"] == pytest.approx(expected["loss"], abs=1e-5)
+        assert entry["logps/chosen"] == pytest.approx(expected["logps/chosen"], rel=1e-5)
     for name, weight in trainable(resumed.model).items():
         torch.testing.assert_close(weight, trainable(straight.model)[name], atol=1e-5, rtol=1e-4)
 
@@ -364,8 +381,9 @@ def test_resume_from_a_checkpoint_replays_the_straight_run(
 def test_options_it_cannot_reproduce_are_refused(tiny_model_dir: str, tmp_path: Path) -> None:
     from trl import DPOConfig
 
-    assert unsupported_options(DPOConfig(output_dir=str(tmp_path))) == []
-    args = DPOConfig(output_dir=str(tmp_path), loss_type=["ipo"], ld_alpha=0.5)
+    cpu = {"output_dir": str(tmp_path), "use_cpu": True, "bf16": False}
+    assert unsupported_options(DPOConfig(**cpu)) == []
+    args = DPOConfig(**cpu, loss_type=["ipo"], ld_alpha=0.5)
     problems = unsupported_options(args)
     assert len(problems) == 2 and "loss_type" in problems[0] and "ld_alpha" in problems[1]
     with pytest.raises(ValueError, match="group_by_request does not support loss_type"):

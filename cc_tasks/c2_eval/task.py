@@ -1,9 +1,10 @@
 """The C²-EVAL task class: lm-eval's ConfigurableTask plus the run options of the metadata.
 
 It configures what a YAML cannot express statically (repeats = paths, the judge
-filter under the judge's name, pooled Corr@k for several paths) and checks the
-chat rendering: every prompt must end with its prefill, outside any reasoning
-block, or the model would not continue the prefill.
+filter under the judge's name, pooled Corr@k for several paths), records the
+run's provenance in the task metadata (lm-eval writes it to the results file),
+and checks the chat rendering: every prompt must end with its prefill, outside
+any reasoning block, or the model would not continue the prefill.
 """
 
 from __future__ import annotations

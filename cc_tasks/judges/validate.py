@@ -237,8 +237,11 @@ def read_gold_file(path: str | Path, split: str) -> list[GoldItem]:
     return out
 
 
-def load_project_gold(split: str, data_path: str | None) -> list[GoldItem]:
-    """The project's gold set (``cc_tasks/judges/gold``) with requests/prefills rebuilt from data."""
+def load_project_gold(
+    split: str, data_path: str | None, gold_path: str | None = None
+) -> list[GoldItem]:
+    """The project's gold set (``cc_tasks/judges/gold``; or a file in its format, ``gold_path``)
+    with requests and prefills rebuilt from the data file."""
     try:
         from . import gold
     except ImportError:
@@ -248,6 +251,8 @@ def load_project_gold(split: str, data_path: str | None) -> list[GoldItem]:
     kwargs: dict[str, Any] = {"split": split}
     if data_path:
         kwargs["data_path"] = data_path
+    if gold_path:
+        kwargs["gold_path"] = gold_path
     out = []
     for index, row in enumerate(gold.load_gold(**kwargs)):
         get = row.get if isinstance(row, Mapping) else lambda f, r=row: getattr(r, f, None)
@@ -259,6 +264,13 @@ def load_project_gold(split: str, data_path: str | None) -> list[GoldItem]:
             GoldItem(item, get("label"), get("kind") or "model", get("split") or "", str(ref))
         )
     return out
+
+
+def _has_texts(path: str | Path) -> bool:
+    """Whether a gold file carries its own request/prefill (else: row_id + k, the project's form)."""
+    for _, row in iter_jsonl(path, unit="line", error=GoldError):
+        return isinstance(row, Mapping) and "request" in row
+    return True
 
 
 def gold_version(path: str | Path | None) -> str | None:
@@ -382,8 +394,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--gold",
-        help="a self-contained labelled JSONL (request, prefill, continuation, label[, kind, split]) "
-        "instead of the project's gold set",
+        help="another labelled JSONL instead of the project's gold set: self-contained (request, "
+        "prefill, continuation, label[, kind, split]) or in gold.jsonl's form (row_id, k, ...)",
     )
     parser.add_argument(
         "--data",
@@ -432,8 +444,11 @@ def run(args: argparse.Namespace, build_judge: Callable[[argparse.Namespace], Ju
         )
     if args.json and Path(args.json).exists() and not args.overwrite:
         raise UsageError(f"{args.json} already exists; pass --overwrite or another --json path")
-    if args.gold:
+    if args.gold and _has_texts(args.gold):
         items = read_gold_file(args.gold, args.split)
+        source, version = str(args.gold), gold_version(args.gold)
+    elif args.gold:  # the project's format (row_id, k): texts rebuilt from the data file
+        items = load_project_gold(args.split, args.data, args.gold)
         source, version = str(args.gold), gold_version(args.gold)
     else:
         items = load_project_gold(args.split, args.data)
