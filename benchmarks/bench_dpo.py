@@ -1,34 +1,48 @@
-"""DPO training cost of the CPU recipe: seconds per optimizer step and peak memory (RSS).
+"""DPO training speed: stock TRL DPOTrainer vs shared-response DPO, and the CPU recipe's time.
 
-Runs the CPU recipe exactly as recipes/README.md gives it, in a child process::
+Part 1, side by side in ONE process, back to back, on the same C²-SYN pairs and settings
+(the CPU recipe's: embedded SmolLM2-135M-Instruct, LoRA r16 on all linear layers, fp32,
+max_length 512, lr 1e-4 cosine, 15 pairs per optimizer step, one epoch):
 
-    accelerate launch --config_file recipes/accelerate_configs/cpu.yaml recipes/dpo.py \\
-        recipes/smollm2-135m-instruct/dpo/config_cpu.yaml --dataset_name <C²-SYN folder> \\
-        --max_steps N --output_dir <tmp>
+* ``stock``: TRL's ``DPOTrainer`` as is, 3 pairs per micro-batch x 5 accumulated (6 policy
+  sequences per forward, plus a 6-sequence reference forward), ``precompute_ref_log_probs``
+  off (TRL's default and the recipe before issue 12);
+* ``shared``: :class:`synth.shared_dpo.SharedResponseDPOTrainer` as the recipe runs it
+  (``group_by_request``): 1 request = 15 pairs per micro-batch (6 sequences), reference
+  log-probs precomputed once per unique response.
 
-twice on the same data: as shipped, and with ONE setting changed (``--baseline``):
+Pairs per second = pairs trained / (reference precompute + ``trainer.train()`` seconds), wall
+clock and CPU time (the process's CPU seconds: steadier than wall time when other jobs share
+the cores). Model loading and tokenisation are timed apart (the same for both). Peak memory:
+the kernel's peak resident set (``VmHWM``), reset before each side through
+``/proc/self/clear_refs``, so each side gets its own peak inside one process; on a GPU
+``torch.cuda.max_memory_allocated`` too.
 
-* ``gradient-checkpointing`` (default): ``--gradient_checkpointing true``, the setting of the 7B
-  recipes, which the CPU recipe turns off (it trades CPU time for memory);
-* ``full``: ``--use_peft false``, full fine-tuning instead of LoRA (DPOTrainer then keeps a
-  second, frozen copy of the model as the reference policy).
+Part 2, the CPU recipe as shipped, in a child process (``accelerate launch --config_file
+recipes/accelerate_configs/cpu.yaml recipes/dpo.py recipes/smollm2-135m-instruct/dpo/config_cpu.yaml``):
+its ``max_steps`` requests x 15 pairs, wall time of the whole command (start, model load,
+reference precompute, training, save) against the issue's goal of 200 pairs in <= 10 minutes.
+``--save-adapter DIR`` copies that run's adapter (+ tokenizer, card, the ids of the requests
+trained on) to DIR, which must not exist yet.
 
-Seconds per step come from the trainer's own per-step log lines (``logging_steps: 1``):
-the median gap between consecutive steps (so the first step's warm-up is left out), and
-``train_runtime / steps``. Peak RSS is the kernel's ``ru_maxrss`` of the launched process tree
-(``os.wait4``: the largest resident set of accelerate and the training process it waits for).
-
-The C²-SYN folder comes from ``--dataset`` or is made first by ``c2-syn run`` on the embedded
-SmolLM2 (greedy, few tokens: only the pairs' shape matters here; its time is not counted).
+Data: C²-SYN-shaped pairs made cheaply, without a synthesiser: requests of ``--source``
+(PKU-SafeRLHF v0 rows; default the shared C²-EVAL file) selected and cut exactly as
+``c2-syn`` does (SPEC 3: ``synth.generate.select_requests``, punctuation prefixes, openers,
+triggers), r0 = a fixed refusal, r1..r4 = opener + harmful prefix + trigger + a fixed
+corrective continuation (~60 words, in place of the synthesiser's up to 128 new tokens),
+r5 = the harmful response; pairs by ``synth.pairs.request_pairs`` (15 per request). The
+harmful text is read at run time and written only to a temporary folder.
 """
 
 from __future__ import annotations
 
 import ast
-import itertools
+import contextlib
+import gc
+import importlib.util
+import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,237 +54,371 @@ import _common as c
 
 RECIPE = "recipes/smollm2-135m-instruct/dpo/config_cpu.yaml"
 ACCELERATE_CONFIG = "recipes/accelerate_configs/cpu.yaml"
-BASELINES = {
-    "gradient-checkpointing": ["--gradient_checkpointing", "true"],
-    "full": ["--use_peft", "false"],
-}
+PAIRS_PER_REQUEST = 15
+STOCK_OVERRIDES = [  # TRL's DPOTrainer as is; 3 x 5 = 15 pairs per step, as one request
+    "--group_by_request", "false",
+    "--precompute_ref_log_probs", "false",
+    "--per_device_train_batch_size", "3",
+    "--gradient_accumulation_steps", "5",
+]  # fmt: skip
+REFUSAL = (
+    "I can't help with that. It could seriously hurt people, and I won't give instructions for "
+    "it. If something difficult is going on, I'm happy to talk about safer ways to handle it."
+)
+CORRECTION = (
+    " this could cause serious harm to other people and may well be illegal, so I will not "
+    "continue with these instructions. If you are dealing with a difficult situation, please "
+    "consider talking to someone you trust or to a professional, who can help you find a safe "
+    "and lawful way forward. I'm glad to help with something else instead."
+)
+
+
+# ---------------------------------------------------------------- data
+
+
+def make_pairs(source: str, requests: int) -> list[dict[str, Any]]:
+    """``requests`` x 15 C²-SYN-shaped pair rows (see the module doc)."""
+    from cc_tasks.pku import SYN_MIN_WORDS, load_rows
+    from synth.generate import make_record, select_requests
+    from synth.pairs import request_pairs, validate_pair_rows
+
+    rows, _ = load_rows(source, split="train", need_unsafe=False, flag="--source")
+    chosen = [
+        r
+        for r in select_requests(rows, max_requests=len(rows), min_words=SYN_MIN_WORDS)
+        if r.plan is not None
+    ][:requests]
+    if len(chosen) < requests:
+        sys.exit(
+            f"error: {source}: only {len(chosen)} requests qualify for C²-SYN, {requests} asked"
+        )
+    pairs = []
+    for request in chosen:
+        record = make_record(request, [REFUSAL] + [CORRECTION] * 4, [0] * 5)
+        pairs += request_pairs(record, synthesizer="canned", decoding="none", gate="unchecked")
+    validate_pair_rows(pairs)
+    return pairs
+
+
+def write_pairs(pairs: list[dict[str, Any]], path: Path) -> Path:
+    from synth.pairs import to_table, write_parquet
+
+    write_parquet(path, to_table(pairs))
+    return path
+
+
+# ---------------------------------------------------------------- part 1: side by side
+
+
+def load_recipe_parser() -> Any:
+    """recipes/dpo.py's TrlParser (script args, DPOConfig, ModelConfig): the recipe's values."""
+    spec = importlib.util.spec_from_file_location("c2_recipes_dpo", c.ROOT / "recipes" / "dpo.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module.make_parser()
+
+
+def reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS counter of this process (Linux >= 4.0); False if unable."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def rss_gib(field: str) -> float | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return round(int(line.split()[1]) / 2**20, 3)
+    except OSError:
+        pass
+    return None
+
+
+def release_memory() -> None:
+    """Give freed heap back to the OS between sides, so each side's peak starts from the same
+    floor (glibc keeps freed arenas otherwise)."""
+    import ctypes
+
+    gc.collect()
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def run_side(
+    name: str, data: Path, model_path: str, requests: int, out: Path, extra: list[str]
+) -> dict[str, Any]:
+    """Build the trainer from the recipe (+ ``extra`` overrides) and train one epoch."""
+    import torch
+    from datasets import load_dataset
+    from transformers import AutoTokenizer
+    from trl import DPOTrainer, get_peft_config
+
+    from synth.shared_dpo import SharedResponseDPOTrainer
+
+    script, training, model_args = load_recipe_parser().parse_args_and_config(
+        [
+            "--config", RECIPE,
+            "--output_dir", str(out / name),
+            "--max_steps", str(requests),
+            "--report_to", "none",
+            "--disable_tqdm", "true",
+            "--save_strategy", "no",
+            "--eval_strategy", "no",
+            "--logging_steps", "1",
+            *extra,
+        ]
+    )  # fmt: skip
+    training.model_init_kwargs = {"dtype": model_args.dtype}
+    train = load_dataset("parquet", data_files={"train": str(data)})["train"]
+    train = train.select_columns(["prompt", "chosen", "rejected"])
+    cls = SharedResponseDPOTrainer if script.group_by_request else DPOTrainer
+    release_memory()
+    rss_before = rss_gib("VmRSS")
+    exact_peak = reset_peak_rss()
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    trainer = cls(
+        model=model_path,
+        args=training,
+        train_dataset=train,
+        processing_class=AutoTokenizer.from_pretrained(model_path),
+        peft_config=get_peft_config(model_args),
+    )
+    init_wall, init_cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    precompute = getattr(trainer, "precompute_seconds", 0.0)
+    precompute_cpu = getattr(trainer, "precompute_cpu_seconds", 0.0)
+    wall1, cpu1 = time.perf_counter(), time.process_time()
+    trainer.train()
+    train_wall, train_cpu = time.perf_counter() - wall1, time.process_time() - cpu1
+    pairs = requests * PAIRS_PER_REQUEST
+    logs = [h for h in trainer.state.log_history if "loss" in h]
+    side = {
+        "side": name,
+        "trainer": cls.__name__,
+        "overrides": extra,
+        "pairs": pairs,
+        "optimizer_steps": trainer.state.global_step,
+        "pairs_per_micro_batch": (
+            f"{training.per_device_train_batch_size} request(s) = "
+            f"{training.per_device_train_batch_size * PAIRS_PER_REQUEST}"
+            if script.group_by_request
+            else str(training.per_device_train_batch_size)
+        ),
+        "gradient_accumulation_steps": training.gradient_accumulation_steps,
+        "precompute_ref_log_probs": training.precompute_ref_log_probs,
+        "init_s": round(init_wall, 1),
+        "init_cpu_s": round(init_cpu, 1),
+        "precompute_s": round(precompute, 1),
+        "train_s": round(train_wall, 1),
+        "train_cpu_s": round(train_cpu + precompute_cpu, 1),
+        "pairs_per_s": c.per_second(pairs, precompute + train_wall),
+        "pairs_per_cpu_s": c.per_second(pairs, train_cpu + precompute_cpu),
+        "peak_rss_gib": rss_gib("VmHWM") if exact_peak else None,
+        "rss_before_gib": rss_before,
+        "peak_cuda_gib": (
+            round(torch.cuda.max_memory_allocated() / 2**30, 3)
+            if torch.cuda.is_available()
+            else None
+        ),
+        "losses": [round(float(h["loss"]), 4) for h in logs],
+        "final_reward_accuracy": logs[-1].get("rewards/accuracies") if logs else None,
+        "loadavg_1m": round(os.getloadavg()[0], 2),
+    }
+    del trainer
+    release_memory()
+    return side
+
+
+# ---------------------------------------------------------------- part 2: the recipe as shipped
 
 
 def accelerate_cmd() -> list[str]:
-    """``accelerate`` of this interpreter's environment (not whatever is first on PATH)."""
     beside = Path(sys.executable).parent / "accelerate"
-    if beside.exists():
-        return [str(beside)]
-    found = shutil.which("accelerate")
-    return [found] if found else [sys.executable, "-m", "accelerate.commands.launch"]
+    return (
+        [str(beside)] if beside.exists() else [sys.executable, "-m", "accelerate.commands.launch"]
+    )
 
 
-def child_env(threads: int | None) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        "PYTHONUNBUFFERED": "1",  # per-step log lines arrive when they are printed
-        "TOKENIZERS_PARALLELISM": "false",
-        "HF_HUB_OFFLINE": "1",
-        "HF_DATASETS_OFFLINE": "1",
-    }
-    if threads is not None:
-        env["OMP_NUM_THREADS"] = str(threads)
-    return env
-
-
-def make_dataset(source: str, out: Path, requests: int, max_new: int, env: dict[str, str]) -> None:
+def run_recipe(
+    data: Path, out: Path, env: dict[str, str], log: Path, extra: list[str]
+) -> dict[str, Any]:
+    """The CPU recipe exactly as recipes/README.md gives it; wall time of the whole command."""
     cmd = [
-        sys.executable,
-        "-m",
-        "synth.cli",
-        "run",
-        "--source",
-        source,
-        "--max-requests",
-        str(requests),
-        "--max-new-tokens",
-        str(max_new),
-        "--decoding",
-        "greedy",
-        "--out",
-        str(out),
-        "--no-progress",
-    ]
-    print(f"  making a C²-SYN folder: {' '.join(cmd[2:])}", flush=True)
-    done = subprocess.run(cmd, cwd=c.ROOT, env=env, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        sys.exit(f"error: c2-syn run failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
-
-
-def _logged(line: str) -> dict[str, Any] | None:
-    """The dict of a trainer log line (``{'loss': '0.69', ...}``), else None."""
-    line = line.strip()
-    if not (line.startswith("{") and line.endswith("}")):
-        return None
-    try:
-        value = ast.literal_eval(line)
-    except (ValueError, SyntaxError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def run_recipe(name: str, extra: list[str], env: dict[str, str], log: Path) -> dict[str, Any]:
-    """One training run; returns wall time, per-step times, trainer metrics and peak RSS."""
-    cmd = [
-        *accelerate_cmd(),
-        "launch",
-        "--config_file",
-        ACCELERATE_CONFIG,
-        "recipes/dpo.py",
-        RECIPE,
-        "--disable_tqdm",
-        "true",  # one plain log line per step (the step clock below reads them)
-        "--report_to",
-        "none",
+        *accelerate_cmd(), "launch", "--config_file", ACCELERATE_CONFIG, "recipes/dpo.py", RECIPE,
+        "--dataset_name", str(data),
+        "--output_dir", str(out),
+        "--report_to", "none",
+        "--disable_tqdm", "true",
         *extra,
-    ]
-    print(f"  {name}: {' '.join(cmd[1:])}", flush=True)
-    step_times: list[float] = []
-    final: dict[str, Any] = {}
-    losses: list[float] = []
+    ]  # fmt: skip
+    print(f"  recipe: {' '.join(cmd[1:])}", flush=True)
     start = time.perf_counter()
+    logged: list[dict[str, Any]] = []
+    threads_line = None
     with open(log, "w", encoding="utf-8") as fh:
         proc = subprocess.Popen(
-            cmd,
-            cwd=c.ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            bufsize=1,
+            cmd, cwd=c.ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
         assert proc.stdout is not None
         for line in proc.stdout:
             fh.write(line)
-            fh.flush()  # the log can be followed while a long run is in progress
-            logged = _logged(line)
-            if logged is None:
-                continue
-            if "loss" in logged:
-                step_times.append(time.perf_counter())
-                losses.append(float(logged["loss"]))
-            if "train_runtime" in logged:
-                final = logged
-        _, status, usage = os.wait4(proc.pid, 0)  # rusage of the child and what it waited for
+            fh.flush()
+            text = line.strip()
+            if text.startswith("torch threads:"):
+                threads_line = text
+            if text.startswith("{") and text.endswith("}"):
+                with contextlib.suppress(ValueError, SyntaxError):
+                    logged.append(ast.literal_eval(text))
+        _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         tail = log.read_text(encoding="utf-8")[-3000:]
-        sys.exit(f"error: {name} failed (exit {proc.returncode}); log {log}:\n{tail}")
-    steps = len(step_times)
-    gaps = [b - a for a, b in itertools.pairwise(step_times)]
-    runtime = float(final.get("train_runtime", "nan"))
+        sys.exit(f"error: the recipe failed (exit {proc.returncode}); log {log}:\n{tail}")
+    steps = [h for h in logged if "loss" in h]
+    final = next((h for h in logged if "train_runtime" in h), {})
     return {
-        "side": name,
-        "args": extra,
-        "steps": steps,
-        "seconds_per_step_median": round(statistics.median(gaps), 2) if gaps else None,
-        "seconds_per_step_runtime": round(runtime / steps, 2) if steps else None,
-        "train_runtime_s": runtime,
-        "process_wall_s": round(wall, 1),
-        "peak_rss_gib": round(usage.ru_maxrss / 2**20, 2),  # Linux: kilobytes
-        "losses": losses,
+        "command": " ".join(cmd[1:]),
+        "steps": len(steps),
+        "pairs": len(steps) * PAIRS_PER_REQUEST,
+        "wall_s": round(wall, 1),
+        "train_runtime_s": float(final.get("train_runtime", "nan")),
+        "peak_rss_gib": round(usage.ru_maxrss / 2**20, 2),
+        "losses": [round(float(h["loss"]), 4) for h in steps],
+        "reward_accuracies": [round(float(h["rewards/accuracies"]), 3) for h in steps],
+        "threads": threads_line,
+        "goal_200_pairs_in_600_s": len(steps) * PAIRS_PER_REQUEST >= 200 and wall <= 600,
     }
+
+
+def recipe_requests() -> int:
+    """One epoch of the recipe: ``max_steps`` requests to train on + those it holds out."""
+    import yaml
+
+    recipe = yaml.safe_load((c.ROOT / RECIPE).read_text(encoding="utf-8"))
+    held = recipe.get("test_size") or 0
+    return int(recipe["max_steps"]) + (int(held) if held >= 1 else 0)
+
+
+def save_adapter(run_dir: Path, target: Path, pairs: list[dict[str, Any]], source: str) -> None:
+    """Copy the recipe run's adapter + tokenizer + card to ``target`` (never over a folder)."""
+    if target.exists():
+        sys.exit(f"error: --save-adapter {target} already exists; choose a new folder")
+    keep = [p for p in run_dir.iterdir() if p.is_file()]
+    target.mkdir(parents=True)
+    for path in keep:
+        shutil.copy2(path, target / path.name)
+    trained = sorted({row["request_id"] for row in pairs})
+    (target / "training_requests.json").write_text(
+        json.dumps({"source": source, "request_ids": trained}, indent=1) + "\n", encoding="utf-8"
+    )
+
+
+# ---------------------------------------------------------------- main
 
 
 def main() -> int:
     parser = c.base_parser(__doc__.splitlines()[0])
     c.add_data_arg(parser, "--source")
     parser.add_argument(
-        "--dataset", help="an existing C²-SYN folder (default: make one with c2-syn run)"
+        "--requests", type=int, default=4, help="part 1: requests per side (x 15 pairs; default 4)"
     )
-    parser.add_argument("--syn-requests", type=int, default=4, help="requests of the made folder")
-    parser.add_argument("--syn-max-new-tokens", type=int, default=32)
-    parser.add_argument("--max-steps", type=int, default=8, help="per side (the recipe's 8)")
-    parser.add_argument("--baseline", choices=sorted(BASELINES), default="gradient-checkpointing")
+    parser.add_argument(
+        "--recipe-requests",
+        type=int,
+        default=None,
+        help="part 2: requests in the recipe's data (default: max_steps + the held-out "
+        "test_size requests: one epoch)",
+    )
+    parser.add_argument("--skip-sides", action="store_true", help="part 2 only")
+    parser.add_argument("--skip-recipe", action="store_true", help="part 1 only")
+    parser.add_argument("--save-adapter", metavar="DIR", help="keep part 2's adapter in DIR")
+    parser.set_defaults(threads=1)
     args = parser.parse_args()
-    extra: list[str] = []
-    if args.quick:  # one pair per step, two steps: checks the plumbing in about a minute per side
-        args.max_steps, args.syn_requests, args.syn_max_new_tokens = 2, 2, 8
-        extra = ["--per_device_train_batch_size", "1", "--gradient_accumulation_steps", "1"]
-    env = child_env(args.threads)
-    info = c.machine()
-    info["torch_threads_child"] = env.get("OMP_NUM_THREADS") or "torch default"
-    with tempfile.TemporaryDirectory(prefix="bench-dpo-") as tmp_name:
-        tmp = Path(tmp_name)
-        if args.dataset:
-            dataset = args.dataset
-        else:
-            c.require_data(args.source, "--source")
-            dataset = str(tmp / "c2-syn")
-            make_dataset(
-                args.source, Path(dataset), args.syn_requests, args.syn_max_new_tokens, env
-            )
-        from synth.dataset import load_c2syn
+    source = c.require_data(args.source, "--source")
+    if args.quick:
+        args.requests, args.recipe_requests = 1, args.recipe_requests or 1
+    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    c.set_threads(args.threads)
+    from cc_tasks.embedded import embedded_model_path
 
-        pairs = load_c2syn(dataset)["train"].num_rows  # a folder's own rows, never a cached one
-        pairs_per_step = 1 if args.quick else 4
-        c.header(
-            f"DPO CPU recipe: {args.max_steps} steps x {pairs_per_step} pairs per side, "
-            f"{pairs} pairs in {dataset}; baseline: {args.baseline}",
-            info,
-        )
-        sides = []
-        for name, change in (
-            ("recipe (LoRA, no gradient checkpointing)", []),
-            (
-                f"baseline: {args.baseline}",
-                BASELINES[args.baseline],
-            ),
-        ):
-            out = tmp / f"out-{len(sides)}"
-            common = ["--dataset_name", dataset, "--max_steps", str(args.max_steps)]
-            sides.append(
-                run_recipe(
-                    name,
-                    [*common, "--output_dir", str(out), *extra, *change],
-                    env,
-                    tmp / f"log-{len(sides)}.txt",
-                )
-                | {"loadavg_1min_after": round(os.getloadavg()[0], 2)}
+    model_path = embedded_model_path()
+    info = c.machine()
+    c.header("DPO: stock TRL DPOTrainer vs shared-response DPO; the CPU recipe's time", info)
+    record: dict[str, Any] = {"benchmark": "dpo", "machine": info, "source": source}
+    work = Path(tempfile.mkdtemp(prefix="bench-dpo-"))
+    try:
+        if not args.skip_sides:
+            pairs = make_pairs(source, args.requests)
+            data = write_pairs(pairs, work / "sides.parquet")
+            print(
+                f"  part 1: {args.requests} requests = {len(pairs)} pairs, one epoch per side "
+                "(the model is loaded once, untimed, first)",
+                flush=True,
             )
-    ours, base = sides
-    key = (
-        "seconds_per_step_median" if ours["seconds_per_step_median"] else "seconds_per_step_runtime"
-    )
-    time_ratio = c.ratio(base[key], ours[key])
-    mem_ratio = round(base["peak_rss_gib"] / ours["peak_rss_gib"], 3)
-    print()
-    print(
-        c.table(
-            ["side", "s/step (median)", "s/step (runtime/steps)", "peak RSS GiB", "process s"],
-            [
-                [
-                    s["side"],
-                    s["seconds_per_step_median"],
-                    s["seconds_per_step_runtime"],
-                    s["peak_rss_gib"],
-                    s["process_wall_s"],
-                ]
-                for s in sides
-            ],
-        )
-    )
-    print(
-        f"\nrecipe vs baseline ({args.baseline}): {time_ratio}x the speed per step, "
-        f"baseline uses {mem_ratio}x the recipe's peak memory"
-    )
-    c.emit(
-        {
-            "benchmark": "dpo",
-            "recipe": RECIPE,
-            "accelerate_config": ACCELERATE_CONFIG,
-            "baseline": args.baseline,
-            "max_steps": args.max_steps,
-            "pairs_per_step": pairs_per_step,
-            "dataset_pairs": pairs,
-            "dataset": args.dataset
-            or f"c2-syn run --max-requests {args.syn_requests} "
-            f"--max-new-tokens {args.syn_max_new_tokens} --decoding greedy",
-            "sides": sides,
-            "ratio_speed_per_step": time_ratio,
-            "ratio_peak_rss_baseline_over_recipe": mem_ratio,
-            "machine": info,
-            "quick": args.quick,
-        },
-        args.json,
-    )
+            c.warm_up(model_path, "trl", "peft", "synth.shared_dpo")
+            sides = [
+                run_side("stock", data, model_path, args.requests, work, STOCK_OVERRIDES),
+                run_side("shared", data, model_path, args.requests, work, []),
+            ]
+            stock, shared = sides
+            ratio = c.ratio(
+                stock["precompute_s"] + stock["train_s"], shared["precompute_s"] + shared["train_s"]
+            )
+            cpu_ratio = c.ratio(stock["train_cpu_s"], shared["train_cpu_s"])
+            print()
+            columns = ["side", "pairs", "precompute_s", "train_s", "train_cpu_s", "pairs_per_s"]
+            columns += ["pairs_per_cpu_s", "peak_rss_gib", "loadavg_1m"]
+            print(c.table(columns, [[s[k] for k in columns] for s in sides]))
+            goal = "met" if ratio and ratio >= 5 else "NOT met"
+            print(
+                f"\nshared / stock pairs per second: {ratio}x wall, {cpu_ratio}x CPU time "
+                f"(goal >= 5x: {goal})",
+                flush=True,
+            )
+            record.update(sides=sides, speedup_wall=ratio, speedup_cpu=cpu_ratio)
+        if not args.skip_recipe:
+            requests = args.recipe_requests or recipe_requests()
+            pairs = make_pairs(source, requests)
+            data = write_pairs(pairs, work / "recipe.parquet")
+            env = {
+                **os.environ,
+                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+                "PYTHONUNBUFFERED": "1",
+                "HF_HUB_OFFLINE": "1",
+                "HF_DATASETS_OFFLINE": "1",
+            }
+            extra = ["--max_steps", str(requests)] if args.quick else []
+            print(
+                f"\n  part 2: the CPU recipe as shipped on {requests} requests = {len(pairs)} "
+                f"pairs {' '.join(extra)}",
+                flush=True,
+            )
+            run_dir = work / "recipe-out"
+            recipe = run_recipe(data, run_dir, env, work / "recipe.log", extra)
+            print(
+                f"\nCPU recipe: {recipe['pairs']} pairs ({recipe['steps']} steps) in "
+                f"{recipe['wall_s']} s wall for the whole command (train_runtime "
+                f"{recipe['train_runtime_s']} s), peak RSS {recipe['peak_rss_gib']} GiB; "
+                f"{recipe['threads']}; goal 200 pairs in <= 600 s: "
+                f"{'met' if recipe['goal_200_pairs_in_600_s'] else 'NOT met'}",
+                flush=True,
+            )
+            record["recipe"] = recipe
+            if args.save_adapter:
+                save_adapter(run_dir, Path(args.save_adapter), pairs, source)
+                print(f"saved the adapter to {args.save_adapter}", flush=True)
+                record["saved_adapter"] = args.save_adapter
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    c.emit(record, args.json)
     return 0
 
 

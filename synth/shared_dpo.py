@@ -131,7 +131,7 @@ class RequestBatchSampler(torch.utils.data.Sampler[list[int]]):
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
-        pass
+        self.epoch = epoch
 
     def __len__(self) -> int:
         full, rest = divmod(len(self.groups), self.requests_per_batch)
@@ -301,7 +301,8 @@ class SharedResponseDPOTrainer(DPOTrainer):
         self._check_supported(given)
         self._groups_cache: dict[str, list[list[int]]] = {}
         self._train_request_sampler: RequestBatchSampler | None = None
-        self.precompute_seconds = 0.0
+        self.precompute_seconds = 0.0  # wall and CPU time of the reference precompute
+        self.precompute_cpu_seconds = 0.0
         super().__init__(*args, **kwargs)
         if self.aux_loss_enabled:
             raise ValueError(
@@ -444,7 +445,7 @@ class SharedResponseDPOTrainer(DPOTrainer):
         """
         if isinstance(dataset, IterableDataset):
             raise ValueError("precompute_ref_log_probs needs a map-style datasets.Dataset")
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         fingerprint = [Hasher.hash((CACHE_TAG, dataset._fingerprint, self._precompute_model_hash))]
         broadcast_object_list(fingerprint, from_process=0)
         on_disk = bool(is_caching_enabled() and dataset.cache_files)
@@ -519,6 +520,7 @@ class SharedResponseDPOTrainer(DPOTrainer):
             self.accelerator.wait_for_everyone()
             columns_ds = Dataset.from_file(cache_file)
         self.precompute_seconds += time.perf_counter() - started
+        self.precompute_cpu_seconds += time.process_time() - started_cpu
         return concatenate_datasets([dataset, columns_ds], axis=1)
 
     # -- loss and metrics

@@ -619,3 +619,25 @@ def test_report_to_auto_is_tensorboard_where_installed(monkeypatch: pytest.Monke
     assert trackers == [] and "pip install tensorboard" in line
     for recipe in RECIPE_FILES:
         assert yaml.safe_load(recipe.read_text())["report_to"] == "auto", recipe
+
+
+def test_card_command_is_portable_and_the_printed_one_local(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from synth.model_card import DataRef, TrainingCard
+    from synth.recipe import BaseModel
+
+    base = BaseModel("/cache/smollm2", "HuggingFaceTB/SmolLM2-135M-Instruct")
+    args = SimpleNamespace(
+        output_dir="outputs/run", push_to_hub=True, hub_model_id="me/run", max_steps=8,
+        num_train_epochs=3, beta=0.1, loss_type=["sigmoid"], learning_rate=1e-4, seed=42,
+    )  # fmt: skip
+    card = TrainingCard.for_run(
+        base, DataRef.of("org/c2-syn"), args, recipe=None, adapter=True, on_cpu=False
+    )
+    assert card.eval_command == (
+        "c2-eval --model hf --model_args pretrained=HuggingFaceTB/SmolLM2-135M-Instruct,"
+        "peft=me/run --batch_size auto"
+    )
+    assert "pretrained=/cache/smollm2,peft=outputs/run" in card.commands[0]  # printed: local
+    assert "num_train_epochs" not in card.settings and card.settings["max_steps"] == 8

@@ -104,9 +104,10 @@ def test_cpu_recipe_trains_and_the_adapter_runs_c2_eval(
     assert f"`c2-syn` (SHA-256 of its data `{fingerprint(data)}`)" in card.text
     assert "recipes/smollm2-135m-instruct/dpo/config_cpu.yaml" in card.text
     assert "| eval_loss |" in card.text and "Not evaluated yet" in card.text
-    assert (
-        f"c2-eval --model hf --model_args pretrained={embedded_model_dir},peft={out}" in card.text
-    )
+    # the card's command names the base model by its Hub id (the printed one: local paths)
+    hub_id = "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert f"c2-eval --model hf --model_args pretrained={hub_id},peft={out}" in card.text
+    assert "| eval_runtime |" not in card.text and "`num_train_epochs`" not in card.text
     for name in ("adapter_config.json", "adapter_model.safetensors", "tokenizer_config.json"):
         assert (out / name).is_file(), name
     adapter_config = json.loads((out / "adapter_config.json").read_text())

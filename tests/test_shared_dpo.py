@@ -335,17 +335,28 @@ def test_a_training_step_with_accumulation_equals_stock(
 
 
 def test_resume_from_a_checkpoint_replays_the_straight_run(
-    tiny_model_dir: str, tmp_path: Path
+    tiny_model_dir: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """3 requests, 1 per step, 6 steps = 2 epochs; the resumed run starts inside epoch 2,
-    whose request order (seed 42 + 1: 1, 0, 2) differs from epoch 1's (0, 2, 1), so it also
-    checks that a resumed epoch replays the straight run's order."""
+    whose request order (seed 42 + 1) differs from epoch 1's (seed 42), so it also checks
+    that a resumed epoch replays the straight run's order."""
+    trained: list[int] = []  # which request each training step saw (its first token ids)
+    original = SharedResponseDPOTrainer._compute_loss
+
+    def spy(self: Any, model: Any, inputs: dict[str, torch.Tensor], return_outputs: bool) -> Any:
+        trained.append(int(inputs["input_ids"][0].sum()))
+        return original(self, model, inputs, return_outputs)
+
+    monkeypatch.setattr(SharedResponseDPOTrainer, "_compute_loss", spy)
     dataset = pairs_dataset(3)
     common = {"max_steps": 6, "precompute_ref_log_probs": True, "learning_rate": 5e-2}
     straight = make_trainer(
         SharedResponseDPOTrainer, tiny_model_dir, dataset, tmp_path / "straight", **common
     )
     straight.train()
+    straight_order, trained[:] = list(trained), []
+    assert sorted(straight_order[:3]) == sorted(straight_order[3:])  # each epoch: all 3
+    assert straight_order[:3] != straight_order[3:]  # reshuffled per epoch
     first = make_trainer(
         SharedResponseDPOTrainer,
         tiny_model_dir,
@@ -364,6 +375,7 @@ def test_resume_from_a_checkpoint_replays_the_straight_run(
     )
     resumed.train(resume_from_checkpoint=str(tmp_path / "resumed" / "checkpoint-4"))
     assert resumed.state.global_step == 6
+    assert trained == straight_order  # steps 1-4, then 5-6 after the resume
     logged = [h for h in resumed.state.log_history if "loss" in h]
     straight_logged = {h["step"]: h for h in straight.state.log_history if "loss" in h}
     assert [h["step"] for h in logged] == [1, 2, 3, 4, 5, 6]  # 1-4 from the checkpoint
@@ -373,6 +385,22 @@ def test_resume_from_a_checkpoint_replays_the_straight_run(
         assert entry["logps/chosen"] == pytest.approx(expected["logps/chosen"], rel=1e-5)
     for name, weight in trainable(resumed.model).items():
         torch.testing.assert_close(weight, trainable(straight.model)[name], atol=1e-5, rtol=1e-4)
+
+
+def test_every_epoch_reaches_the_request_sampler(
+    tiny_model_dir: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under DDP accelerate wraps the sampler in BatchSamplerShard (and a resumed epoch in
+    SkipBatchSampler too), where neither accelerate's nor Trainer's set_epoch reaches it: the
+    trainer sets the epoch itself at the start of every epoch."""
+    from trl import DPOTrainer
+
+    trainer = make_trainer(SharedResponseDPOTrainer, tiny_model_dir, pairs_dataset(2), tmp_path)
+    trainer.get_train_dataloader()
+    monkeypatch.setattr(DPOTrainer, "_run_epoch", lambda self, **kwargs: None)
+    trainer._run_epoch(epoch=3, train_dataloader=None)
+    assert trainer._train_request_sampler is not None
+    assert trainer._train_request_sampler.epoch == 3
 
 
 # ---------------------------------------------------------------- refusals and the recipe
