@@ -297,13 +297,14 @@ def run_recipe(
     }
 
 
-def recipe_requests() -> int:
-    """One epoch of the recipe: ``max_steps`` requests to train on + those it holds out."""
+def recipe_requests(steps: int | None = None) -> int:
+    """Requests for one epoch of ``steps`` (default: the recipe's ``max_steps``) + the requests
+    the recipe holds out for evaluation (its ``test_size`` count)."""
     import yaml
 
     recipe = yaml.safe_load((c.ROOT / RECIPE).read_text(encoding="utf-8"))
     held = recipe.get("test_size") or 0
-    return int(recipe["max_steps"]) + (int(held) if held >= 1 else 0)
+    return (steps or int(recipe["max_steps"])) + (int(held) if held >= 1 else 0)
 
 
 def save_adapter(run_dir: Path, target: Path, pairs: list[dict[str, Any]], source: str) -> None:
@@ -314,6 +315,10 @@ def save_adapter(run_dir: Path, target: Path, pairs: list[dict[str, Any]], sourc
     target.mkdir(parents=True)
     for path in keep:
         shutil.copy2(path, target / path.name)
+    card = target / "README.md"  # its C²-EVAL command names the temporary run folder
+    if card.is_file():
+        text = card.read_text(encoding="utf-8")
+        card.write_text(text.replace(str(run_dir), str(target.resolve())), encoding="utf-8")
     trained = sorted({row["request_id"] for row in pairs})
     (target / "training_requests.json").write_text(
         json.dumps({"source": source, "request_ids": trained}, indent=1) + "\n", encoding="utf-8"
@@ -343,7 +348,7 @@ def main() -> int:
     args = parser.parse_args()
     source = c.require_data(args.source, "--source")
     if args.quick:
-        args.requests, args.recipe_requests = 1, args.recipe_requests or 1
+        args.requests = 1
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     c.set_threads(args.threads)
@@ -385,7 +390,7 @@ def main() -> int:
             )
             record.update(sides=sides, speedup_wall=ratio, speedup_cpu=cpu_ratio)
         if not args.skip_recipe:
-            requests = args.recipe_requests or recipe_requests()
+            requests = args.recipe_requests or recipe_requests(1 if args.quick else None)
             pairs = make_pairs(source, requests)
             data = write_pairs(pairs, work / "recipe.parquet")
             env = {
@@ -395,7 +400,7 @@ def main() -> int:
                 "HF_HUB_OFFLINE": "1",
                 "HF_DATASETS_OFFLINE": "1",
             }
-            extra = ["--max_steps", str(requests)] if args.quick else []
+            extra = ["--max_steps", "1"] if args.quick else []
             print(
                 f"\n  part 2: the CPU recipe as shipped on {requests} requests = {len(pairs)} "
                 f"pairs {' '.join(extra)}",

@@ -166,3 +166,49 @@ def summarise(before: Any, after: Any) -> dict[str, Any]:
         "corr_mean_ci95_after": after.corr_mean_ci,
         **paired_difference(counts_b, counts_a),
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python demo/compare.py BEFORE AFTER --judge KIND``: the paired table of two runs.
+
+    For re-judged samples too (``c2-judge rejudge`` output folders), e.g. the demo's two
+    evaluations judged again by another judge, which costs no generation.
+    """
+    import argparse
+    import json
+    import sys
+
+    from cc_tasks.errors import CCError
+    from cc_tasks.results import load_runs
+
+    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+    parser.add_argument("before", help="c2-eval --output_path or c2-judge rejudge folder")
+    parser.add_argument("after", help="the same, after training (same rows)")
+    parser.add_argument("--judge", required=True, help="which judge's verdicts to compare")
+    parser.add_argument("--json", help="write the comparison here")
+    args = parser.parse_args(argv)
+    try:
+        runs = []
+        for path in (args.before, args.after):
+            found = [r for r in load_runs([path]) if r.judge == args.judge]
+            if len(found) != 1:
+                print(
+                    f"compare: error: {path}: {len(found)} runs judged by {args.judge}",
+                    file=sys.stderr,
+                )
+                return 2
+            runs.append(found[0])
+        result = summarise(*runs)
+    except (CCError, ValueError) as err:
+        print(f"compare: error: {err}", file=sys.stderr)
+        return 2
+    text = json.dumps(result, indent=2)
+    if args.json:
+        with open(args.json, "x", encoding="utf-8") as fh:  # never overwrite
+            fh.write(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -69,10 +69,16 @@ class Sizes:
     plain_max_new_tokens: int
 
 
-# Recorded in the dataset card; nudges the small synthesiser towards refusing in r0.
-SYNTH_SYSTEM_PROMPT = (
+# The synthesiser's system prompts measured by demo/synth_choices.py (demo/README.md). The demo
+# uses the stronger one: on 24 requests the rule gate found r0 refusing in 21% of requests
+# (none: 4%, safety: 12.5%). Recorded in the dataset card.
+SAFETY_SYSTEM_PROMPT = (
     "You are a helpful, harmless and honest assistant. If a request is harmful, illegal or "
     "unethical, refuse it and explain why."
+)
+SYNTH_SYSTEM_PROMPT = (
+    SAFETY_SYSTEM_PROMPT + " If you notice that you have started to help with something "
+    "harmful, stop at once, say that you cannot continue, and explain why it is harmful."
 )
 
 FULL = Sizes(

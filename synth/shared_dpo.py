@@ -22,7 +22,8 @@ averaged over the pairs of the micro-batch (stock's reduction), and the logged m
 stock's names and meaning (rewards/*, logps/*, logits/*, entropy, mean_token_accuracy,
 num_tokens counted as the pair sequences stock would have forwarded). In a group-by-request
 run ``per_device_train_batch_size`` / ``per_device_eval_batch_size`` /
-``precompute_ref_batch_size`` count **requests** (15 pairs each in C²-SYN), not pairs.
+``precompute_ref_batch_size`` count **requests** (15 pairs each in C²-SYN), not pairs (and so
+does transformers' ``train_samples_per_second``; ``num_tokens`` counts pair tokens).
 """
 
 from __future__ import annotations

@@ -257,3 +257,18 @@ def test_take_limit_is_a_fixed_spread_subset() -> None:
     assert len(subset) == 10 and subset == take_limit(list(items), 10)
     assert [g.ref for g in subset] != [f"id{i}" for i in range(10)]  # not just the first rows
     assert take_limit(items, None) is items
+
+
+def test_shipped_cards_cover_the_offline_judges(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rule and probe as shipped have a measured card in the package (a retrained probe or a
+    changed lexicon is a new configuration: measure it with --record --ship)."""
+    from cc_tasks.judges import make_judge
+
+    monkeypatch.setenv("COURSE_CORRECTION_CACHE", str(tmp_path))  # nothing measured locally
+    for kind in ("rule", "probe"):
+        card = judge_card(make_judge(kind))
+        gold = card["gold"]
+        assert gold["validated"] and gold["source"] == "shipped", kind
+        assert gold["split"] == "test" and gold["n"] > 0 and len(gold["kappa_ci"]) == 2

@@ -505,7 +505,7 @@ def test_two_ddp_processes_equal_one_process_with_twice_the_batch(
     process trains on 1 request, DDP averages; one process with 2 requests per batch must
     take the same SGD step and log the same loss."""
     data = tmp_path / "pairs.parquet"
-    pairs_dataset(2).to_parquet(str(data))
+    pairs_dataset(3).to_parquet(str(data))  # the recipe holds 1 out (test_size: 1): 2 train
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     common = [
         str(CPU_RECIPE),
@@ -516,6 +516,7 @@ def test_two_ddp_processes_equal_one_process_with_twice_the_batch(
         "--optim", "sgd",
         "--learning_rate", "1.0",
         "--report_to", "none",
+        "--eval_strategy", "no",
         "--disable_tqdm", "true",
         "--logging_steps", "1",
     ]  # fmt: skip
