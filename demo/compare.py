@@ -154,10 +154,24 @@ def per_k(run: Any) -> dict[str, float | None]:
     return {f"k{k}": run.points[k].corr for k in sorted(run.points)}
 
 
+def row_counts(run: Any) -> Mapping[int, Any]:
+    """Per k, per row: (yes, valid) of a run; from its sample files where the loader kept none
+    (``c2-judge rejudge`` output: corr.json names the re-judged sample files)."""
+    if run.row_counts and all(k in run.row_counts for k in run.ks):
+        return {k: run.row_counts[k] for k in run.ks}
+    from cc_tasks.results import points_from_samples
+    from cc_tasks.samples import find_sample_files
+
+    if not run.sample_files:
+        raise ValueError(f"{run.source}: no sample files, so no per-row counts to bootstrap")
+    files = find_sample_files(sorted(set(run.sample_files.values())), need_row_id=False)
+    _, counts = points_from_samples(files, strict=run.strict)
+    return counts
+
+
 def summarise(before: Any, after: Any) -> dict[str, Any]:
     """Per-k table and paired difference of two :class:`cc_tasks.results.Run` (same judge)."""
-    counts_b: Mapping[int, Any] = {k: before.row_counts[k] for k in before.ks}
-    counts_a: Mapping[int, Any] = {k: after.row_counts[k] for k in after.ks}
+    counts_b, counts_a = row_counts(before), row_counts(after)
     return {
         "judge": before.judge,
         "corr_at_k_before": per_k(before),
