@@ -209,6 +209,8 @@ def run_parallel(steps: Sequence[Step], timings: dict[str, float]) -> None:
             print(f"=== {step.name}: {timings[step.name]} s (log: {step.log})", flush=True)
             if proc.returncode != 0:
                 failed.append(f"'{step.name}' (exit {proc.returncode}; see {step.log})")
+                for _, other, _ in pending:  # the demo stops: do not wait for the others
+                    other.terminate()
     timings[" + ".join(s.name for s in steps)] = round(time.perf_counter() - start, 1)
     if failed:
         raise SystemExit("demo: step " + ", ".join(failed) + " failed")

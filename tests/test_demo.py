@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "demo"))
 
 from compare import degenerate, degenerate_share, paired_difference  # noqa: E402
+from run_demo import Step, run_parallel  # noqa: E402
 
 
 def test_degenerate_definition() -> None:
@@ -49,6 +50,19 @@ def test_paired_difference_is_paired_over_rows() -> None:
 def test_paired_difference_refuses_different_rows() -> None:
     with pytest.raises(ValueError, match="different rows"):
         paired_difference({10: {"a": (1, 1)}}, {10: {"b": (1, 1)}}, iters=10)
+
+
+def test_run_parallel_stops_the_others_on_a_failure(tmp_path: Path) -> None:
+    timings: dict[str, float] = {}
+    with pytest.raises(SystemExit, match="'bad' \\(exit 1"):
+        run_parallel(
+            [
+                Step("slow", [sys.executable, "-c", "import time; time.sleep(60)"], tmp_path / "a"),
+                Step("bad", [sys.executable, "-c", "raise SystemExit(1)"], tmp_path / "b"),
+            ],
+            timings,
+        )
+    assert timings["slow"] < 30  # terminated, not waited for
 
 
 @pytest.mark.slow
