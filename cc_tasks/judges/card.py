@@ -156,7 +156,7 @@ def measured_gold(key: str) -> dict[str, Any] | None:
 
 
 def judge_card(judge_or_description: Any) -> dict[str, Any]:
-    """The card of a judge (a :class:`Judge` or its ``describe()`` dict); see /work/team/card-api.md.
+    """The card of a judge (a :class:`Judge` or its ``describe()`` dict).
 
     ``gold`` holds the test-split measurement, or ``{"validated": false}`` when this
     configuration was never measured. Never raises for an odd description.

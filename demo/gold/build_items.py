@@ -2,8 +2,8 @@
 
 Usage (from the repository root, after ``make_candidates.py``)::
 
-    python demo/gold/build_items.py --candidates /work/team/gold/runs/candidates.jsonl \
-        --out /work/team/gold
+    python demo/gold/build_items.py --candidates runs/gold/runs/candidates.jsonl \
+        --out runs/gold
 
 Inputs: the model continuations (``make_candidates.py``'s ``candidates.jsonl``) and the
 hand-written hard cases (``demo/gold/handwritten.jsonl``: ``row_id, k, kind, continuation``,

@@ -2,7 +2,7 @@
 
 Usage (from the repository root, venv active)::
 
-    OMP_NUM_THREADS=1 python demo/gold/make_candidates.py --out /work/team/gold/runs
+    OMP_NUM_THREADS=1 python demo/gold/make_candidates.py --out runs/gold/runs
     OMP_NUM_THREADS=1 python demo/gold/make_candidates.py --out DIR --conditions dpo-adapter
 
 Why through ``c2-eval``: the gold set must hold the continuations a judge sees in a real
@@ -33,7 +33,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "c2_eval_pku_saferlhf_test500.jsonl"
-DEFAULT_ADAPTER = Path("/work/team/adapters/shared-dpo-smollm2")
+DEFAULT_ADAPTER = ROOT / "runs" / "shared-dpo-smollm2"  # bench_dpo.py --save-adapter
 KS = (10, 20, 30, 40, 50, 60, 70, 80)
 
 # Rows of the model-written part: every 12th row of the 500 (row_ids 1, 13, ..., 469; row_id

@@ -2,7 +2,7 @@
 
 Usage (from the repository root)::
 
-    python demo/gold/merge_labels.py --force                     # defaults under /work/team/gold
+    python demo/gold/merge_labels.py --force                     # defaults under runs/gold
     python demo/gold/merge_labels.py --labels-b labels_b.jsonl --settled settled.jsonl --force
 
 Inputs (JSONL, one object per line):
@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 from cc_tasks.judges.gold import GOLD_PATH, count_table, read_records  # noqa: E402
 from cc_tasks.judges.scoring import cohen_kappa  # noqa: E402
 
-TEAM = Path("/work/team/gold")
+TEAM = ROOT / "runs" / "gold"
 FIELDS = (
     "id",
     "row_id",
