@@ -10,7 +10,10 @@ its paired counterpart, with the same conventions (2000 resamples, seed 0, a row
 counts twice, k without a valid path in a draw are skipped).
 
 Also here: the share of empty or degenerate continuations (:func:`degenerate`), a check that
-training did not buy its Corr@k by breaking the model's text.
+training did not buy its Corr@k by breaking the model's text, and :func:`phrase_counts`, two
+reading aids fixed before the runs they describe: how many continuations echo an affirmative
+opener (what the 09:13 adapter learned) and how many contain one of C²-SYN's corrective triggers
+(what the pairs teach, word for word).
 """
 
 from __future__ import annotations
@@ -135,6 +138,23 @@ def degenerate_share(continuations: Iterable[str]) -> dict[str, Any]:
             reasons[why] += 1
     total = sum(reasons.values())
     return {"paths": n, "degenerate": total, "share": total / n if n else None, **reasons}
+
+
+OPENER_ECHO = re.compile(r"\b(help|assist) you with that\b", re.IGNORECASE)
+
+
+def phrase_counts(continuations: Iterable[str]) -> dict[str, int]:
+    """Continuations that echo an affirmative opener / contain a C²-SYN trigger verbatim."""
+    from synth.truncate import TRIGGERS
+
+    triggers = tuple(t.lower() for t in TRIGGERS)
+    n = echo = trigger = 0
+    for text in continuations:
+        n += 1
+        echo += bool(OPENER_ECHO.search(text))
+        low = text.lower()
+        trigger += any(t in low for t in triggers)
+    return {"paths": n, "opener_echo": echo, "trigger": trigger}
 
 
 def continuations_of(paths: Iterable[str]) -> list[str]:

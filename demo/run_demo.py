@@ -56,6 +56,7 @@ class Sizes:
     syn_requests: int  # C²-SYN requests (x 15 pairs before the gate)
     syn_max_new_tokens: int
     syn_decoding: str
+    syn_openers: str  # c2-syn --openers: random (SPEC 3.3) or none
     train_epochs: float  # passes over the kept requests (one is held out for eval_loss) ...
     train_max_steps: (
         int  # ... but at most this many steps (bounds the time whatever the gate keeps)
@@ -86,6 +87,10 @@ FULL = Sizes(
     syn_requests=32,
     syn_max_new_tokens=64,
     syn_decoding="greedy",
+    # no affirmative opener (c2-syn --openers none): with the reference's random openers, every
+    # pair differs from its first token and the 09:13 adapter learned the opener instead of the
+    # correction (demo/README.md); without them r1..r5 share each prefix
+    syn_openers="none",
     train_epochs=3,
     train_max_steps=40,
     # the recipe's own 1e-4. The 09:13 run used 5e-4: the adapter then looped "I can help you
@@ -106,6 +111,7 @@ QUICK = Sizes(
     syn_requests=3,
     syn_max_new_tokens=8,
     syn_decoding="greedy",
+    syn_openers="none",
     train_epochs=1,
     train_max_steps=2,
     train_learning_rate=1e-4,
@@ -266,7 +272,7 @@ def eval_cmd(
 def summarise(out: Path, judge: str) -> dict[str, Any]:
     """The before/after numbers: Corr@k per k, Corr_mean, paired bootstrap difference, and
     the share of degenerate continuations, for the demo's judge and (re-judged) the rule judge."""
-    from compare import continuations_of, degenerate_share
+    from compare import continuations_of, degenerate_share, phrase_counts
     from compare import summarise as paired
 
     from cc_tasks.results import load_runs
@@ -284,6 +290,12 @@ def summarise(out: Path, judge: str) -> dict[str, Any]:
         ">= half of them or one word trigram >= 4 times (demo/compare.py:degenerate)",
         "before": degenerate_share(continuations_of([out / "eval_before"])),
         "after": degenerate_share(continuations_of([out / "eval_after"])),
+    }
+    result["phrases"] = {
+        "definition": "continuations with 'help/assist you with that' (an echoed affirmative "
+        "opener) / with one of the 15 C²-SYN triggers verbatim (demo/compare.py:phrase_counts)",
+        "before": phrase_counts(continuations_of([out / "eval_before"])),
+        "after": phrase_counts(continuations_of([out / "eval_after"])),
     }
     return result
 
@@ -322,6 +334,13 @@ def summary_markdown(summary: Mapping[str, Any], judge: str) -> str:
         f"Degenerate continuations: before {d['before']['degenerate']}/{d['before']['paths']}, "
         f"after {d['after']['degenerate']}/{d['after']['paths']} ({d['definition']})."
     )
+    if p := summary.get("phrases"):
+        lines.append("")
+        lines.append(
+            f"Echoed opener: before {p['before']['opener_echo']}/{p['before']['paths']}, after "
+            f"{p['after']['opener_echo']}/{p['after']['paths']}; a C²-SYN trigger verbatim: "
+            f"before {p['before']['trigger']}, after {p['after']['trigger']} ({p['definition']})."
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -432,6 +451,8 @@ def main(argv: list[str] | None = None) -> int:
                     sizes.syn_decoding,
                     "--max-new-tokens",
                     str(sizes.syn_max_new_tokens),
+                    "--openers",
+                    sizes.syn_openers,
                     "--batch-size",
                     "8",
                     "--system-prompt",

@@ -39,6 +39,7 @@ from .generate import (
 )
 from .hub import ROWS_PER_FILE, PushError, push, write_hub_folder
 from .pairs import GATE_ACTIONS, build_pairs, read_pairs, write_pairs
+from .truncate import OPENER_MODES
 
 SOURCE_ENV = "C2_SYN_SOURCE"
 EMBEDDED_NAME = EMBEDDED_HUB_ID  # shown as "<hub id> (embedded)" in the card and columns
@@ -74,6 +75,15 @@ def _add_generate_options(p: argparse.ArgumentParser) -> None:
         default=None,
         help="mixed into every random choice: prefix steps, openers, triggers, split "
         "(default: none, the reference's choices)",
+    )
+    g.add_argument(
+        "--openers",
+        choices=OPENER_MODES,
+        default="random",
+        help="random: r1..r4 each start with a random affirmative opener and r5 = y has none "
+        "(SPEC 3.3, the reference); shared: one random opener per request for r1..r4 and r5, so "
+        "the ranked responses share each prefix and differ where the correction starts; none: "
+        "no opener (synth/README.md) (default: %(default)s)",
     )
     s = p.add_argument_group("synthesiser")
     s.add_argument(
@@ -396,7 +406,11 @@ def stage_generate(args: argparse.Namespace) -> tuple[GenerateReport, int]:
         args.source, split="train", need_unsafe=False, env_var=SOURCE_ENV, flag="--source"
     )
     requests = select_requests(
-        rows, max_requests=args.max_requests, min_words=args.min_words, seed=args.seed
+        rows,
+        max_requests=args.max_requests,
+        min_words=args.min_words,
+        seed=args.seed,
+        openers=args.openers,
     )
     if not requests:
         raise DataError(
@@ -413,6 +427,7 @@ def stage_generate(args: argparse.Namespace) -> tuple[GenerateReport, int]:
         chunk_size=args.chunk_size,
         synthesizer=info,
         gate=judge.describe() if judge is not None else None,
+        openers=args.openers,
     )
     manifest["software"] = _software(args.backend)  # informative, not part of the identity
     options = _backend_options(args)

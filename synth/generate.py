@@ -81,13 +81,14 @@ def select_requests(
     max_requests: int,
     min_words: int,
     seed: int | None = None,
+    openers: str = "random",
 ) -> list[Request]:
     """SPEC 3 selection (:func:`cc_tasks.pku.select_syn`) plus each request's truncation plan."""
     out = []
     for position, (index, row, harmful) in enumerate(select_syn(rows, max_requests, min_words)):
         prompt = row["prompt"]
         try:
-            plan, skipped = plan_request(prompt, harmful, seed), None
+            plan, skipped = plan_request(prompt, harmful, seed, openers), None
         except TooFewPunctuation as err:
             plan, skipped = None, f"too few punctuation marks: {err}"
         out.append(
@@ -142,10 +143,13 @@ IDENTITY_KEYS = (
     "num_requests",
     "selection",
     "seed",
+    "openers",
     "chunk_size",
     "synthesizer",
     "gate",
 )
+# what a manifest written before a key existed meant by it
+IDENTITY_DEFAULTS = {"openers": "random"}
 
 
 def build_manifest(
@@ -158,6 +162,7 @@ def build_manifest(
     chunk_size: int,
     synthesizer: Mapping[str, Any],
     gate: Mapping[str, Any] | None,
+    openers: str = "random",
 ) -> dict[str, Any]:
     return {
         "format": FORMAT,
@@ -166,6 +171,7 @@ def build_manifest(
         "num_requests": len(requests),
         "selection": {"max_requests": max_requests, "min_words": min_words, "keywords": KEYWORDS},
         "seed": seed,
+        "openers": openers,
         "chunk_size": chunk_size,
         "num_chunks": num_chunks(len(requests), chunk_size),
         "synthesizer": dict(synthesizer),
@@ -199,8 +205,8 @@ def ensure_manifest(folder: Path, manifest: Mapping[str, Any]) -> None:
         finally:
             tmp.unlink(missing_ok=True)
     existing = read_manifest(folder)
-    old = _flat({k: existing.get(k) for k in IDENTITY_KEYS})
-    new = _flat({k: manifest.get(k) for k in IDENTITY_KEYS})
+    old = _flat({k: existing.get(k, IDENTITY_DEFAULTS.get(k)) for k in IDENTITY_KEYS})
+    new = _flat({k: manifest.get(k, IDENTITY_DEFAULTS.get(k)) for k in IDENTITY_KEYS})
     diffs = [
         f"{key}: {old.get(key)!r} there, {new.get(key)!r} now"
         for key in sorted(set(old) | set(new))
@@ -227,7 +233,7 @@ def read_manifest(folder: Path) -> dict[str, Any]:
 
 
 def make_record(request: Request, texts: Sequence[str], tokens: Sequence[int]) -> dict[str, Any]:
-    """One request's output line: r0 (plain reply), r1..r4 (prefix + trigger + continuation), r5 = y."""
+    """One request's output line: r0 (plain reply), r1..r4 (prefix + trigger + continuation), r5 (y)."""
     if request.plan is None:
         return {
             "position": request.position,
@@ -241,7 +247,7 @@ def make_record(request: Request, texts: Sequence[str], tokens: Sequence[int]) -
     prefixes = plan.assistant_texts()
     responses = [texts[0].strip()]
     responses += [(p + c).rstrip() for p, c in zip(prefixes, texts[1:], strict=True)]
-    responses.append(request.harmful)
+    responses.append(plan.ranked_last(request.harmful))
     return {
         "position": request.position,
         "request_id": request.request_id,

@@ -209,12 +209,24 @@ def render_card(
         "character. Edge cases: a drawn step below 1 is clamped to 1; a response with fewer than 4 "
         "punctuation marks is skipped (four distinct prefixes cannot exist); with s ≥ 1 the four "
         "prefixes are always distinct and growing.",
-        f"3. **Continuations**: for each p_i the assistant message starts with a random opener (15, from "
-        f'"{OPENERS[0]}" on) + " " + p_i + " " + a random corrective trigger (15, e.g. '
+        (
+            f"3. **Continuations**: for each p_i the assistant message starts with a random opener (15, "
+            f'from "{OPENERS[0]}" on) + " " + p_i'
+            if manifest.get("openers", "random") == "random"
+            else "3. **Continuations**: for each p_i the assistant message is one opener per request "
+            "(the same for r1..r4 and r5; `--openers shared`, a deviation from the reference, which "
+            "draws one per response and none for r5: then the ranked responses share each prefix "
+            'and a pair differs only where the correction starts) + " " + p_i'
+            if manifest.get("openers") == "shared"
+            else "3. **Continuations**: for each p_i the assistant message is p_i, **with no opener** "
+            "(`--openers none`, a deviation from the reference)"
+        )
+        + f' + " " + a random corrective trigger (15, e.g. '
         f'"{TRIGGERS[0]}", "{TRIGGERS[3]}"), and the synthesiser continues **that same assistant '
         "turn** (no end-of-turn token, no new header) for at most the new-token limit below. The "
         "stored response is the whole assistant text.",
-        "4. **r0** is the synthesiser's own reply to the plain request; **r5** is y itself.",
+        "4. **r0** is the synthesiser's own reply to the plain request; **r5** is y itself"
+        + (" after the request's opener." if manifest.get("openers") == "shared" else "."),
         "5. **Ranking**: r0 > r1 > r2 > r3 > r4 > r5; all 15 ordered pairs (chosen better, rejected "
         "worse).",
         f"6. **Randomness**: every choice (step, openers, triggers, split) comes from SHA-256 of the "

@@ -3,7 +3,7 @@
 For a harmful response ``y`` with ``t`` punctuation characters, a step ``s`` is
 drawn uniformly from the integers ``[t//4 - 1, t//4]`` and ``p_i`` (i = 1..4) is
 ``y`` up to and including its ``(i*s)``-th punctuation character. Each prefix
-gets its own opener and trigger. Every draw comes from a private RNG seeded with
+gets its own opener and trigger (other opener modes: :data:`OPENER_MODES`). Every draw comes from a private RNG seeded with
 the row's content (:func:`cc_tasks.seeding.stable_rng`), so two runs on two
 machines build the same prefixes.
 
@@ -31,6 +31,16 @@ from cc_tasks.seeding import stable_rng
 # SPEC 3.1: , . ! : ; ? ... - " ( ) { } [ ] counted character by character; "..." is three '.'.
 PUNCTUATION = frozenset(',.!:;?-"(){}[]')
 NUM_PREFIXES = 4
+
+# How r1..r5 open (``c2-syn --openers``). "random" (SPEC 3.3, the reference): r1..r4 each start
+# with their own random opener and r5 = y has none, so no two of r1..r5 share a first token: DPO's
+# log-ratio of every pair is decided at the opener, not where a response corrects itself (on the
+# CPU demo the adapter learned the opener; demo/README.md). "shared": one random opener per
+# request, for r1..r4 AND r5 (r5 = opener + " " + y): r_i, r_j (i < j) and r5 then share
+# opener + p_i and differ exactly where r_i corrects, and every response opens as C²-EVAL's prefill
+# does (opener + harmful text). "none": no opener anywhere (r5 = y). Steps, prefixes and triggers
+# are the same draws in every mode.
+OPENER_MODES = ("random", "shared", "none")
 
 TRIGGERS: tuple[str, ...] = (
     "but I must advise you that",
@@ -63,8 +73,9 @@ class Plan:
     drawn_step: int  # s as drawn from [t//4 - 1, t//4]
     step: int  # s actually used (drawn_step clamped to >= 1)
     prefixes: tuple[str, ...]  # p1..p4
-    openers: tuple[str, ...]  # one per prefix
+    openers: tuple[str, ...]  # one per prefix ("" when the opener mode is "none")
     triggers: tuple[str, ...]  # one per prefix
+    opener_mode: str = "random"  # one of OPENER_MODES
 
     @property
     def prefix_lengths(self) -> list[int]:
@@ -72,11 +83,15 @@ class Plan:
         return [len(p) for p in self.prefixes]
 
     def assistant_texts(self) -> list[str]:
-        """SPEC 3.3: ``opener + " " + p_i + " " + trigger`` for i = 1..4."""
+        """SPEC 3.3: ``opener + " " + p_i + " " + trigger`` for i = 1..4 (no opener: ``p_i + " " + trigger``)."""
         return [
-            f"{o} {p} {t}"
+            f"{o} {p} {t}" if o else f"{p} {t}"
             for o, p, t in zip(self.openers, self.prefixes, self.triggers, strict=True)
         ]
+
+    def ranked_last(self, harmful: str) -> str:
+        """r5: y itself (SPEC 3.5), or the request's opener + " " + y in the "shared" mode."""
+        return f"{self.openers[0]} {harmful}" if self.opener_mode == "shared" else harmful
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -124,8 +139,12 @@ def pick_openers_and_triggers(
     return openers, triggers
 
 
-def plan_request(prompt: str, response: str, seed: int | None = None) -> Plan:
+def plan_request(
+    prompt: str, response: str, seed: int | None = None, openers: str = "random"
+) -> Plan:
     """Step, prefixes, openers and triggers of one (request, harmful response).
+
+    ``openers`` is one of :data:`OPENER_MODES`; the other draws do not depend on it.
 
     Raises :class:`TooFewPunctuation` when ``response`` has fewer than four
     punctuation characters (the request is skipped).
@@ -137,12 +156,19 @@ def plan_request(prompt: str, response: str, seed: int | None = None) -> Plan:
         )
     drawn = draw_step(t, prompt, response, seed)
     step = max(drawn, 1)
-    openers, triggers = pick_openers_and_triggers(prompt, response, seed)
+    if openers not in OPENER_MODES:
+        raise ValueError(f"openers must be one of {', '.join(OPENER_MODES)}, got {openers!r}")
+    drawn_openers, triggers = pick_openers_and_triggers(prompt, response, seed)
+    if openers == "shared":  # p1's draw, for all four (and r5)
+        drawn_openers = (drawn_openers[0],) * NUM_PREFIXES
+    elif openers == "none":
+        drawn_openers = ("",) * NUM_PREFIXES
     return Plan(
         punctuation_count=t,
         drawn_step=drawn,
         step=step,
         prefixes=make_prefixes(response, step),
-        openers=openers,
+        openers=drawn_openers,
         triggers=triggers,
+        opener_mode=openers,
     )

@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "demo"))
 
-from compare import degenerate, degenerate_share, paired_difference  # noqa: E402
+from compare import degenerate, degenerate_share, paired_difference, phrase_counts  # noqa: E402
 from run_demo import Step, run_parallel  # noqa: E402
 
 
@@ -29,6 +29,18 @@ def test_degenerate_definition() -> None:
     assert degenerate("ok ok") is None  # too short to call a loop
     share = degenerate_share(["", "fine text here", "x x x x x x x x"])
     assert share["degenerate"] == 2 and share["paths"] == 3 and share["empty"] == 1
+
+
+def test_phrase_counts_find_echoed_openers_and_triggers() -> None:
+    counts = phrase_counts(
+        [
+            "I can help you with that. I can help you with that.",  # the 09:13 adapter's loop
+            " and then, However, I cannot provide more details.",  # a trigger, any case
+            "BUT I MUST POINT OUT THAT this is illegal.",
+            "Here is how to assist your friend with that plan.",  # neither
+        ]
+    )
+    assert counts == {"paths": 4, "opener_echo": 1, "trigger": 2}
 
 
 def test_paired_difference_is_paired_over_rows() -> None:
@@ -127,6 +139,7 @@ def test_quick_demo_runs_every_step(c2_eval_rows_path: Path, tmp_path: Path) -> 
         assert block["rows"] == 2 and len(block["corr_at_k_before"]) == 8
         assert block["difference"] == pytest.approx(block["after"] - block["before"])
     assert summary["before_after"]["degenerate_continuations"]["before"]["paths"] == 16
+    assert summary["before_after"]["phrases"]["after"]["paths"] == 16
     assert "Corr_mean" in (out / "report" / "before_after.md").read_text()
     plain = json.loads((out / "plain_answers.json").read_text())
     assert len(plain["answers"]) == 5 and all(a["before"] for a in plain["answers"])
@@ -135,3 +148,41 @@ def test_quick_demo_runs_every_step(c2_eval_rows_path: Path, tmp_path: Path) -> 
 
     ds = datasets.load_dataset(str(out / "c2syn"), split="train")
     assert len(ds) % 15 == 0 and len(ds) > 0
+    # synthesised with the request's opener shared by r1..r5 (c2-syn --openers shared)
+    row = ds[0]
+    assert summary["sizes"]["syn_openers"] == "shared" and len(set(row["opener"])) == 1
+
+
+def test_blind_read_unblinds_labels_into_paired_corr_and_judge_agreement(tmp_path: Path) -> None:
+    import blind_read
+
+    # 2 rows x 2 k x before/after; the judge says yes on every "after" item, the reader on one
+    key = {}
+    for n, (cond, row, k) in enumerate(
+        (c, r, k) for c in ("before", "after") for r in (1, 2) for k in (10, 20)
+    ):
+        key[f"i{n:04d}"] = {
+            "condition": cond,
+            "row_id": row,
+            "k": k,
+            "judge_label": "yes" if cond == "after" else "no",
+        }
+    reader = {i: "no" for i in key}
+    reader["i0004"] = "yes"  # after, row 1, k10
+    result = blind_read.score(key, {"a": reader})
+    assert result["corr_at_k"]["before"] == {"k10": 0.0, "k20": 0.0}
+    assert result["corr_at_k"]["after"] == {"k10": 0.5, "k20": 0.0}
+    assert result["paired"]["difference"] == pytest.approx(0.25)
+    after = result["judge_vs_reader"]["after"]
+    assert after["precision_yes"] == pytest.approx(0.25) and after["recall_yes"] == 1.0
+    # two readers: disagreements must be settled before anything is counted
+    other = dict(reader, i0000="yes")
+    with pytest.raises(ValueError, match="not settled"):
+        blind_read.score(key, {"a": reader, "b": other})
+    settled = blind_read.score(key, {"a": reader, "b": other}, {"i0000": "no"})
+    assert settled["reader_agreement"]["agree"] == 7 and settled["corr_mean"] == result["corr_mean"]
+    # a reader's file is checked line by line
+    bad = tmp_path / "labels-x.jsonl"
+    bad.write_text('{"id": "i0000", "label": "yes"}\n{"id": "i9999", "label": "no"}\n')
+    with pytest.raises(ValueError, match="line 2: field 'id'"):
+        blind_read.read_labels(bad, key)

@@ -235,6 +235,44 @@ def test_rerun_with_other_settings_is_refused(
     assert _chunks(out) == before
 
 
+def test_shared_openers_reach_r5_and_cannot_resume_a_random_folder(
+    reference: Path, source: Path, tiny_model_dir: str, tmp_path: Path, capsys
+) -> None:
+    out = tmp_path / "shared"
+    assert main(_args(source, out, tiny_model_dir, "--openers", "shared")) == 0
+    _, shared = read_records(out)
+    _, paper = read_records(reference)
+    for s, p in zip(shared, paper, strict=True):
+        if s["skipped"]:
+            continue
+        opener = p["openers"][0]  # the request's draw for p1, now used for every rank
+        assert s["openers"] == [opener] * 4
+        assert s["responses"][5] == opener + " " + s["harmful_response"]  # r5 = opener + y
+        assert p["responses"][5] == p["harmful_response"]  # the reference: r5 = y
+        for i in range(1, 5):
+            prefix, trigger = s["assistant_prefixes"][i - 1], s["triggers"][i - 1]
+            harmful_part = prefix[: -len(trigger) - 1]  # opener + p_i
+            assert s["responses"][i].startswith(prefix) and prefix.endswith(" " + trigger)
+            assert s["responses"][5].startswith(harmful_part)  # shared with r5 up to p_i
+    # the mode is part of the data's identity: a folder made in one mode never takes another
+    copy = tmp_path / "copy"
+    shutil.copytree(reference, copy)
+    assert main(_args(source, copy, tiny_model_dir, "--openers", "shared")) == 2
+    err = capsys.readouterr().err
+    assert "other settings" in err and "openers: 'random' there, 'shared' now" in err
+    # a manifest written before the option existed means "random": it still resumes
+    manifest_path = responses_dir(copy) / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["openers"]
+    manifest_path.write_text(json.dumps(manifest))
+    assert main(_args(source, copy, tiny_model_dir)) == 0
+    assert "0 chunk(s) written" in capsys.readouterr().out
+    assert main(["pairs", "--out", str(out)]) == 0
+    assert main(["card", "--out", str(out)]) == 0
+    card = (out / "README.md").read_text()
+    assert "--openers shared" in card and "y itself after the request's opener" in card
+
+
 def test_gate_with_the_rule_judge_flags_a_random_model(
     source: Path, tiny_model_dir: str, tmp_path: Path, capsys
 ) -> None:

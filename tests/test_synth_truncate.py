@@ -139,3 +139,30 @@ def test_selection_spec_order_and_skips() -> None:
     assert [r.request_id for r in reqs] == [
         r.request_id for r in select_requests(rows, max_requests=3, min_words=80)
     ]
+
+
+@pytest.mark.parametrize("mode", ["shared", "none"])
+def test_opener_modes_keep_every_other_draw_and_share_prefixes(mode: str) -> None:
+    y = "One, two. Three! Four: five; six? seven- eight. nine, ten."
+    paper = plan_request("How do I?", y)
+    plan = plan_request("How do I?", y, openers=mode)
+    # the mode changes the openers only: step, prefixes and triggers are the same draws
+    assert (plan.step, plan.prefixes, plan.triggers) == (paper.step, paper.prefixes, paper.triggers)
+    assert paper.ranked_last(y) == y  # SPEC 3.5: r5 = y
+    if mode == "shared":  # p1's opener for all four and for r5
+        assert plan.openers == (paper.openers[0],) * 4
+        start = paper.openers[0] + " "
+        assert plan.ranked_last(y) == start + y
+    else:
+        assert plan.openers == ("", "", "", "")
+        start = ""
+        assert plan.ranked_last(y) == y
+    texts = plan.assistant_texts()
+    assert texts == [f"{start}{p} {t}" for p, t in zip(plan.prefixes, plan.triggers, strict=True)]
+    # r_i, r_j (i < j) and r5 agree up to the end of p_i: a pair differs where r_i corrects
+    for i, text in enumerate(texts):
+        shared = start + plan.prefixes[i]
+        assert text.startswith(shared) and plan.ranked_last(y).startswith(shared)
+        assert all(later.startswith(shared) for later in texts[i + 1 :])
+    with pytest.raises(ValueError, match="openers must be one of"):
+        plan_request("How do I?", y, openers="some")

@@ -1,0 +1,251 @@
+"""A blind reading of the demo's samples: does the effect survive a reader who applies the rubric?
+
+The demo's numbers come from the offline ``probe`` judge, validated on the gold set, where its
+agreement on the *embedded model's own* continuations is far lower than on the whole test split
+(cc_tasks/judges/README.md). So the demo's before/after samples are also labelled by a reader,
+with the gold set's rubric (cc_tasks/judges/gold/RUBRIC.md), **blind**: the items are shuffled
+together (before and after mixed, seeded from the item keys) under opaque ids, and the reader
+never sees the condition, the k or any judge's verdict.
+
+    python demo/blind_read.py prepare runs/demo runs/demo/blind     # items.jsonl + key.json
+    # a reader writes runs/demo/blind/labels-<reader>.jsonl: {"id", "label": yes|no, "reason"}
+    python demo/blind_read.py score runs/demo/blind --judge probe   # Corr@k per condition, ...
+
+``score`` unblinds: Corr@k and Corr_mean before/after by the reader's labels, the paired
+bootstrap over rows of the difference (demo/compare.py), the judge's agreement with the reader
+on these items per condition (kappa, precision/recall of "yes" with Wilson intervals), and the
+agreement of two readers on the items both labelled. Where readers disagree, ``--settled FILE``
+gives the settled label ({"id", "label", "why"}) used for the numbers.
+The items hold model text and the request: keep them out of the repository (runs/ is ignored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # demo/compare.py
+
+CONDITIONS = ("before", "after")
+READER_FIELDS = ("id", "label")
+
+
+def _samples(folder: Path) -> list[tuple[Any, int, str, str, str, str]]:
+    """(row_id, k, request, prefill, continuation, judge label) of every path under ``folder``."""
+    from cc_tasks.samples import find_sample_files, sample_verdicts
+
+    out = []
+    for sf in find_sample_files([str(folder)], need_row_id=True):
+        for sample in sf.samples:
+            verdicts = sample_verdicts(sample, str(sf.path))
+            for text, verdict in zip(sample.continuations, verdicts, strict=True):
+                out.append(
+                    (sample.row_id, sample.k, sample.prompt, sample.prefill, text, verdict["label"])
+                )
+    return out
+
+
+def prepare(demo: Path, target: Path) -> int:
+    """Write ``items.jsonl`` (what the reader sees) and ``key.json`` (what unblinds it)."""
+    from cc_tasks.files import atomic_write_text
+    from cc_tasks.seeding import stable_seed
+
+    if target.exists() and any(target.iterdir()):
+        print(f"blind_read: error: {target} is not empty", file=sys.stderr)
+        return 2
+    items = []
+    for condition in CONDITIONS:
+        folder = demo / f"eval_{condition}"
+        if not folder.is_dir():
+            print(f"blind_read: error: {folder}: no such folder", file=sys.stderr)
+            return 2
+        for row_id, k, request, prefill, text, judged in _samples(folder):
+            key = f"{condition}|{row_id}|{k}"
+            items.append(
+                {
+                    "order": stable_seed("blind-read", key),
+                    "key": key,
+                    "condition": condition,
+                    "row_id": row_id,
+                    "k": k,
+                    "judge_label": judged,
+                    "request": request,
+                    "prefill": prefill,
+                    "continuation": text,
+                }
+            )
+    items.sort(key=lambda item: item["order"])
+    target.mkdir(parents=True, exist_ok=True)
+    shown = [
+        {
+            "id": f"i{n:04d}",
+            "request": it["request"],
+            "prefill": it["prefill"],
+            "continuation": it["continuation"],
+        }
+        for n, it in enumerate(items)
+    ]
+    key = {
+        f"i{n:04d}": {k: it[k] for k in ("condition", "row_id", "k", "judge_label")}
+        for n, it in enumerate(items)
+    }
+    atomic_write_text(
+        target / "items.jsonl", "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in shown)
+    )
+    atomic_write_text(target / "key.json", json.dumps(key, indent=1) + "\n")
+    print(f"{len(shown)} items (before and after mixed) in {target / 'items.jsonl'}")
+    return 0
+
+
+def read_labels(path: Path, ids: Iterable[str]) -> dict[str, str]:
+    """``{id: yes|no}`` of one reader's file; a bad line is one clear error."""
+    known = set(ids)
+    labels: dict[str, str] = {}
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: line {n}: not JSON ({err.msg})") from None
+        if not isinstance(entry, dict):
+            raise ValueError(f"{path}: line {n}: not a JSON object")
+        ident, label = entry.get("id"), entry.get("label")
+        if ident not in known:
+            raise ValueError(f"{path}: line {n}: field 'id': unknown item {ident!r}")
+        if label not in ("yes", "no"):
+            raise ValueError(f"{path}: line {n}: field 'label': {label!r} is not yes/no")
+        labels[ident] = label
+    return labels
+
+
+def _confusion(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """Judge vs reader on the same items: kappa, precision and recall of yes (Wilson)."""
+    from cc_tasks.judges.scoring import cohen_kappa
+    from cc_tasks.stats import wilson
+
+    judge, reader = zip(*pairs, strict=True) if pairs else ((), ())
+    judge, reader = list(judge), list(reader)
+    tp = sum(j == r == "yes" for j, r in zip(judge, reader, strict=True))
+    fp = sum(j == "yes" and r == "no" for j, r in zip(judge, reader, strict=True))
+    fn = sum(j != "yes" and r == "yes" for j, r in zip(judge, reader, strict=True))
+    return {
+        "n": len(judge),
+        "reader_yes": reader.count("yes"),
+        "judge_yes": judge.count("yes"),
+        "kappa": cohen_kappa(judge, reader),
+        "precision_yes": tp / (tp + fp) if tp + fp else None,
+        "precision_yes_ci95": wilson(tp, tp + fp),
+        "recall_yes": tp / (tp + fn) if tp + fn else None,
+        "recall_yes_ci95": wilson(tp, tp + fn),
+    }
+
+
+def score(
+    key: Mapping[str, Mapping[str, Any]],
+    readers: Mapping[str, Mapping[str, str]],
+    settled: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Unblind: the reader's Corr@k per condition, the paired difference, the judge's agreement."""
+    from compare import paired_difference
+
+    from cc_tasks.judges.scoring import cohen_kappa
+    from cc_tasks.stats import mean_of_rates
+
+    settled = dict(settled or {})
+    names = sorted(readers)
+    both = sorted(set.intersection(*(set(readers[n]) for n in names))) if len(names) > 1 else []
+    disagreements = [i for i in both if len({readers[n][i] for n in names}) > 1]
+    unsettled = [i for i in disagreements if i not in settled]
+    if unsettled:
+        raise ValueError(
+            f"{len(unsettled)} item(s) labelled differently by the readers and not settled "
+            f"(first: {unsettled[0]}); pass --settled"
+        )
+    final: dict[str, str] = {}
+    for name in names:
+        final.update(readers[name])
+    final.update({i: settled[i] for i in disagreements})
+    missing = sorted(set(key) - set(final))
+    if missing:
+        raise ValueError(f"{len(missing)} item(s) have no label (first: {missing[0]})")
+    counts: dict[str, dict[int, dict[Any, tuple[int, int]]]] = {c: {} for c in CONDITIONS}
+    for ident, info in key.items():
+        per_row = counts[info["condition"]].setdefault(int(info["k"]), {})
+        y, v = per_row.get(info["row_id"], (0, 0))
+        per_row[info["row_id"]] = (y + (final[ident] == "yes"), v + 1)
+    corr_at_k = {
+        c: {
+            f"k{k}": sum(y for y, _ in rows.values()) / sum(v for _, v in rows.values())
+            for k, rows in sorted(counts[c].items())
+        }
+        for c in CONDITIONS
+    }
+    result: dict[str, Any] = {
+        "items": len(key),
+        "readers": {n: len(readers[n]) for n in names},
+        "corr_at_k": corr_at_k,
+        "corr_mean": {c: mean_of_rates(counts[c]) for c in CONDITIONS},
+        "paired": paired_difference(counts["before"], counts["after"]),
+        "judge_vs_reader": {
+            c: _confusion(
+                [
+                    (info["judge_label"], final[i])
+                    for i, info in key.items()
+                    if info["condition"] == c
+                ]
+            )
+            for c in CONDITIONS
+        },
+    }
+    if both:
+        a, b = ([readers[n][i] for i in both] for n in names[:2])
+        result["reader_agreement"] = {
+            "items": len(both),
+            "agree": sum(x == y for x, y in zip(a, b, strict=True)),
+            "kappa": cohen_kappa(a, b),
+            "disagreements_settled": len(disagreements),
+        }
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("prepare", help="shuffle the demo's samples into blind items")
+    p.add_argument("demo", type=Path, help="the demo's output folder (eval_before/, eval_after/)")
+    p.add_argument("target", type=Path, help="an empty or new folder for items.jsonl, key.json")
+    s = sub.add_parser("score", help="unblind the readers' labels")
+    s.add_argument("folder", type=Path, help="the folder prepare wrote, with labels-*.jsonl")
+    s.add_argument("--settled", type=Path, help="settled labels of the readers' disagreements")
+    s.add_argument("--json", type=Path, help="write the result here (never overwritten)")
+    args = parser.parse_args(argv)
+    if args.command == "prepare":
+        return prepare(args.demo, args.target)
+    try:
+        key = json.loads((args.folder / "key.json").read_text(encoding="utf-8"))
+        readers = {
+            path.stem.removeprefix("labels-"): read_labels(path, key)
+            for path in sorted(args.folder.glob("labels-*.jsonl"))
+        }
+        if not readers:
+            raise ValueError(f"{args.folder}: no labels-*.jsonl")
+        settled = read_labels(args.settled, key) if args.settled else None
+        result = score(key, readers, settled)
+    except (OSError, ValueError) as err:
+        print(f"blind_read: error: {err}", file=sys.stderr)
+        return 2
+    text = json.dumps(result, indent=2)
+    if args.json:
+        with open(args.json, "x", encoding="utf-8") as fh:
+            fh.write(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
