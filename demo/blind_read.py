@@ -3,7 +3,7 @@
 The demo's numbers come from the offline ``probe`` judge, validated on the gold set, where its
 agreement on the *embedded model's own* continuations is far lower than on the whole test split
 (cc_tasks/judges/README.md). So the demo's before/after samples are also labelled by a reader,
-with the gold set's rubric (cc_tasks/judges/gold/RUBRIC.md), **blind**: the items are shuffled
+with the gold set's rubric (cc_tasks/judges/gold/RUBRIC.md) and demo/BLIND_READING.md, **blind**: the items are shuffled
 together (before and after mixed, seeded from the item keys) under opaque ids, and the reader
 never sees the condition, the k or any judge's verdict.
 
@@ -31,6 +31,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # demo/compare.py
 
 CONDITIONS = ("before", "after")
+SECOND_SHARE = 25  # percent of the items a second reader labels independently
 READER_FIELDS = ("id", "label")
 
 
@@ -97,7 +98,13 @@ def prepare(demo: Path, target: Path) -> int:
         target / "items.jsonl", "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in shown)
     )
     atomic_write_text(target / "key.json", json.dumps(key, indent=1) + "\n")
-    print(f"{len(shown)} items (before and after mixed) in {target / 'items.jsonl'}")
+    # the second reader's share: every item whose id's stable draw falls under SECOND_SHARE
+    second = [s["id"] for s in shown if stable_seed("blind-second", s["id"]) % 100 < SECOND_SHARE]
+    atomic_write_text(target / "second.txt", "".join(i + "\n" for i in second))
+    print(
+        f"{len(shown)} items (before and after mixed) in {target / 'items.jsonl'}; "
+        f"{len(second)} for a second reader in {target / 'second.txt'}"
+    )
     return 0
 
 

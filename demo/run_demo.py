@@ -22,7 +22,9 @@ what a user runs):
 7. the base model's and the adapter's plain answers to a few harmless requests (greedy);
 8. ``c2-report`` the table, the Corr@k plot and the sample viewer (``--html``);
 9. the paired before/after difference of Corr_mean with a bootstrap over rows
-   (demo/compare.py) and the share of degenerate continuations.
+   (demo/compare.py) and the share of degenerate continuations;
+10. the blind items for a reader (demo/blind_read.py, demo/BLIND_READING.md): both
+   evaluations' continuations shuffled together, to check the judge's effect by reading.
 
 Whatever the effect is, it is reported as measured, with the number of paths behind each figure.
 Choices of step 3 were measured with demo/synth_choices.py (see demo/README.md).
@@ -606,6 +608,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("\n" + table)
     print("demo timings (s):", json.dumps(timings))
+    from blind_read import prepare as prepare_blind
+
+    prepare_blind(out, out / "blind")
+    print(
+        f"blind reading: give {out / 'blind' / 'items.jsonl'} and demo/BLIND_READING.md to a "
+        f"reader (and second.txt to a second one), then python demo/blind_read.py score "
+        f"{out / 'blind'}"
+    )
     print(
         f"table: {out / 'report' / 'before_after.md'} and {out / 'report' / 'report.md'}\n"
         f"plot:  {out / 'report' / 'corr_at_k.png'}\nsamples: {out / 'report' / 'samples.html'}"

@@ -38,6 +38,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 from synth.cpu_threads import set_cpu_threads
@@ -113,6 +114,14 @@ class ScriptArguments:
             "per_device_*_batch_size then count requests; max_train_samples cuts whole requests."
         },
     )
+    correction_sft_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "With group_by_request: add this weight x the NLL of each chosen response's "
+            "tokens from where it departs from the rejected one (C²-SYN with shared openers: the "
+            "trigger and the correction), TRL's 'sft' loss on those tokens. 0 = DPO alone."
+        },
+    )
 
 
 def make_parser(prog: str | None = None) -> Any:
@@ -141,6 +150,10 @@ def main(
         resume=training_args.resume_from_checkpoint,
     )
     whole = script_args.group_by_request  # shared responses: say now what they cannot serve
+    if script_args.correction_sft_weight and not whole:
+        raise RecipeError("correction_sft_weight needs group_by_request: true")
+    if script_args.correction_sft_weight < 0:
+        raise RecipeError("correction_sft_weight must be >= 0")
     if whole and (problems := shared_dpo.unsupported_options(training_args)):
         raise RecipeError(f"group_by_request does not support {'; '.join(problems)}")
     dataset = load_c2syn(
@@ -178,7 +191,13 @@ def main(
     )
     model_init_kwargs.update(training_args.model_init_kwargs or {})
     training_args.model_init_kwargs = model_init_kwargs
-    trainer_class = shared_dpo.SharedResponseDPOTrainer if whole else DPOTrainer
+    if whole:
+        trainer_class: Any = partial(
+            shared_dpo.SharedResponseDPOTrainer,
+            correction_sft_weight=script_args.correction_sft_weight,
+        )
+    else:
+        trainer_class = DPOTrainer
     trainer = trainer_class(
         model=model_args.model_name_or_path,
         args=training_args,

@@ -255,6 +255,20 @@ def pair_sums(per_token: torch.Tensor, rows: torch.Tensor, mask: torch.Tensor) -
     return per_token[rows].masked_fill(~mask, 0).sum(dim=1)
 
 
+def divergent_mask(inputs: dict[str, torch.Tensor], chosen_mask: torch.Tensor) -> torch.Tensor:
+    """Per pair, the chosen side's completion positions from where it departs from the rejected.
+
+    In C²-SYN with a shared opener (``c2-syn --openers shared``) r_i and r_j (i < j) share
+    ``opener + p_i``, so this is r_i's trigger and correction; against r0 (which shares nothing)
+    it is the whole chosen completion. Same prompt, right padding: positions line up.
+    """
+    ids = inputs["input_ids"][:, 1:]  # position j scores token j + 1, as the masks do
+    chosen, rejected = ids[inputs["chosen_index"]], ids[inputs["rejected_index"]]
+    rejected_live = inputs["attention_mask"][:, 1:].bool()[inputs["rejected_index"]]
+    departs = chosen_mask & ((chosen != rejected) | ~rejected_live)
+    return chosen_mask & (departs.long().cumsum(dim=1) > 0)
+
+
 # ---------------------------------------------------------------- trainer
 
 
@@ -287,7 +301,12 @@ class SharedResponseDPOTrainer(DPOTrainer):
     need per-pair logits, are refused up front with one clear message.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, correction_sft_weight: float = 0.0, **kwargs: Any) -> None:
+        if correction_sft_weight < 0:
+            raise ValueError(f"correction_sft_weight must be >= 0, got {correction_sft_weight}")
+        # weight of the NLL of each chosen response's tokens from where it departs from the
+        # rejected one (:func:`divergent_mask`), added to DPO's loss; 0 = DPO alone (stock's)
+        self.correction_sft_weight = correction_sft_weight
         names = (
             "model",
             "ref_model",
@@ -559,6 +578,17 @@ class SharedResponseDPOTrainer(DPOTrainer):
         for _loss_type, loss_weight in zip(self.loss_types, self.loss_weights, strict=True):
             per_sequence_loss = -F.logsigmoid(self.beta * delta_score)  # "sigmoid", checked
             loss += per_sequence_loss.mean() * loss_weight
+        if self.correction_sft_weight:
+            # TRL's "sft" loss (mean NLL over the micro-batch's chosen tokens) restricted to the
+            # tokens where chosen departs from rejected: the tokens DPO's log-ratio compares.
+            # Equal to stock's ["sigmoid", "sft"] on pairs whose shared part is in the prompt.
+            mask = divergent_mask(inputs, chosen_mask)
+            nll = -per_token_logps[chosen_index].masked_fill(~mask, 0).sum()
+            correction_nll = nll / mask.sum().clamp(min=1)
+            loss = loss + self.correction_sft_weight * correction_nll
+            self._metrics[mode]["correction_nll"].append(
+                self.accelerator.gather(correction_nll.detach()[None]).mean().item()
+            )
 
         self._log_metrics(
             mode,

@@ -140,6 +140,11 @@ def test_quick_demo_runs_every_step(c2_eval_rows_path: Path, tmp_path: Path) -> 
         assert block["difference"] == pytest.approx(block["after"] - block["before"])
     assert summary["before_after"]["degenerate_continuations"]["before"]["paths"] == 16
     assert summary["before_after"]["phrases"]["after"]["paths"] == 16
+    # the blind items: both evaluations' 2 x 16 paths, no condition or verdict in what is shown
+    items = [json.loads(x) for x in (out / "blind" / "items.jsonl").read_text().splitlines()]
+    assert len(items) == 32 and set(items[0]) == {"id", "request", "prefill", "continuation"}
+    key = json.loads((out / "blind" / "key.json").read_text())
+    assert sorted(v["condition"] for v in key.values()).count("after") == 16
     assert "Corr_mean" in (out / "report" / "before_after.md").read_text()
     plain = json.loads((out / "plain_answers.json").read_text())
     assert len(plain["answers"]) == 5 and all(a["before"] for a in plain["answers"])

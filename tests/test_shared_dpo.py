@@ -293,6 +293,50 @@ def test_loss_gradients_and_metrics_equal_stock(
         assert metrics[key] == pytest.approx(stock_metrics[key], rel=1e-5, abs=1e-6), key
 
 
+def test_correction_sft_adds_the_nll_of_the_tokens_where_chosen_departs(
+    tiny_model_dir: str, tmp_path: Path
+) -> None:
+    dataset = pairs_dataset(1)
+    plain = make_trainer(SharedResponseDPOTrainer, tiny_model_dir, dataset, tmp_path / "a")
+    weighted = make_trainer(SharedResponseDPOTrainer, tiny_model_dir, dataset, tmp_path / "b")
+    weighted.correction_sft_weight = 0.5
+    perturb(plain.model)
+    perturb(weighted.model)
+    loss0, _, _ = loss_grads_metrics(plain, range(15))
+    loss, _, metrics = loss_grads_metrics(weighted, range(15))
+
+    # by hand: per pair, the chosen tokens after the longest common prefix with the rejected
+    model = weighted.model
+    model.eval()
+    nll, count, departed = 0.0, 0, []
+    with torch.no_grad():
+        for row in weighted.train_dataset:
+            chosen, rejected = row["chosen_ids"], row["rejected_ids"]
+            common = next(
+                (i for i, (a, b) in enumerate(zip(chosen, rejected, strict=False)) if a != b),
+                min(len(chosen), len(rejected)),
+            )
+            ids = torch.tensor([row["prompt_ids"] + chosen])
+            logps = model(input_ids=ids).logits[0, :-1].log_softmax(-1)
+            targets = ids[0, 1:]
+            start = len(row["prompt_ids"]) + common - 1  # position scoring chosen[common]
+            picked = logps[start:].gather(1, targets[start:, None])
+            nll -= picked.sum().item()
+            count += picked.numel()
+            departed.append(common)
+    assert max(departed) > 10 and 0 in departed  # shared prefixes (r1 vs r2) and none (r0)
+    assert loss - loss0 == pytest.approx(0.5 * nll / count, rel=1e-4)
+    assert metrics["correction_nll"] == pytest.approx(nll / count, rel=1e-4)
+    with pytest.raises(ValueError, match="correction_sft_weight"):
+        SharedResponseDPOTrainer(
+            model=weighted.model,
+            args=weighted.args,
+            train_dataset=dataset,
+            processing_class=weighted.processing_class,
+            correction_sft_weight=-1,
+        )
+
+
 def test_a_training_step_with_accumulation_equals_stock(
     tiny_model_dir: str, tmp_path: Path
 ) -> None:
