@@ -55,12 +55,32 @@ import _common as c
 RECIPE = "recipes/smollm2-135m-instruct/dpo/config_cpu.yaml"
 ACCELERATE_CONFIG = "recipes/accelerate_configs/cpu.yaml"
 PAIRS_PER_REQUEST = 15
-STOCK_OVERRIDES = [  # TRL's DPOTrainer as is; 3 x 5 = 15 pairs per step, as one request
-    "--group_by_request", "false",
-    "--precompute_ref_log_probs", "false",
-    "--per_device_train_batch_size", "3",
-    "--gradient_accumulation_steps", "5",
-]  # fmt: skip
+STOCK_MICRO_BATCHES = {3: 5, 5: 3, 15: 1}  # stock pairs per micro-batch -> accumulation (15)
+
+
+def stock_overrides(micro_batch: int = 3, requests_per_step: int = 1) -> list[str]:
+    """TRL's DPOTrainer as is; micro-batch x accumulation = 15 pairs per request per step
+    (3 x 5 on the CPU, where the recipe's memory is the limit; 15 x 1 on a GPU)."""
+    return [
+        "--group_by_request", "false",
+        "--precompute_ref_log_probs", "false",
+        "--per_device_train_batch_size", str(micro_batch),
+        "--gradient_accumulation_steps",
+        str(STOCK_MICRO_BATCHES[micro_batch] * requests_per_step),
+    ]  # fmt: skip
+
+
+def shared_overrides(requests_per_step: int = 1) -> list[str]:
+    """What the CPU recipe sets (explicit for the GPU recipes, which do not): whole requests,
+    reference log-probs precomputed, ``requests_per_step`` requests in one micro-batch."""
+    return [
+        "--group_by_request", "true",
+        "--precompute_ref_log_probs", "true",
+        "--per_device_train_batch_size", str(requests_per_step),
+        "--gradient_accumulation_steps", "1",
+    ]  # fmt: skip
+
+
 REFUSAL = (
     "I can't help with that. It could seriously hurt people, and I won't give instructions for "
     "it. If something difficult is going on, I'm happy to talk about safer ways to handle it."
@@ -98,6 +118,37 @@ def make_pairs(source: str, requests: int) -> list[dict[str, Any]]:
         pairs += request_pairs(record, synthesizer="canned", decoding="none", gate="unchecked")
     validate_pair_rows(pairs)
     return pairs
+
+
+def stand_in_source(path: Path, rows: int) -> str:
+    """Harmless PKU-SafeRLHF-shaped rows (for a machine without the C²-EVAL file, e.g. a
+    lent GPU): how-to prompts and 90-180-word answers with a punctuation mark every 6-10 words,
+    about the length of the real harmful responses, every choice seeded from the row number."""
+    from cc_tasks.seeding import stable_rng
+
+    vocabulary = (
+        "fold the paper along the long edge then open it and press each corner into the middle "
+        "line so the sides meet keep the creases sharp with a fingernail and turn the model over"
+    )
+    words = vocabulary.split(" ")
+    with path.open("w", encoding="utf-8") as fh:
+        for i in range(rows):
+            rng = stable_rng("bench-dpo-stand-in", i)
+            text, n = [], rng.randint(90, 180)
+            while len(text) < n:
+                text += [rng.choice(words) for _ in range(rng.randint(6, 10))]
+                text[-1] += rng.choice(",.;:!")
+            row = {
+                "prompt": f"How do I fold paper boat number {i}?",
+                "response_0": " ".join(text),
+                "response_1": "Use a square sheet.",
+                "is_response_0_safe": False,  # the shape C²-SYN selects; the text is harmless
+                "is_response_1_safe": True,
+                "better_response_id": 1,
+                "safer_response_id": 1,
+            }
+            fh.write(json.dumps(row) + "\n")
+    return str(path)
 
 
 def write_pairs(pairs: list[dict[str, Any]], path: Path) -> Path:
@@ -150,7 +201,14 @@ def release_memory() -> None:
 
 
 def run_side(
-    name: str, data: Path, model_path: str, requests: int, out: Path, extra: list[str]
+    name: str,
+    data: Path,
+    model_path: str,
+    requests: int,
+    out: Path,
+    extra: list[str],
+    recipe: str = RECIPE,
+    requests_per_step: int = 1,
 ) -> dict[str, Any]:
     """Build the trainer from the recipe (+ ``extra`` overrides) and train one epoch."""
     import torch
@@ -162,9 +220,9 @@ def run_side(
 
     script, training, model_args = load_recipe_parser().parse_args_and_config(
         [
-            "--config", RECIPE,
+            "--config", recipe,
             "--output_dir", str(out / name),
-            "--max_steps", str(requests),
+            "--max_steps", str(-(-requests // requests_per_step)),
             "--report_to", "none",
             "--disable_tqdm", "true",
             "--save_strategy", "no",
@@ -344,8 +402,45 @@ def main() -> int:
     parser.add_argument("--skip-sides", action="store_true", help="part 2 only")
     parser.add_argument("--skip-recipe", action="store_true", help="part 1 only")
     parser.add_argument("--save-adapter", metavar="DIR", help="keep part 2's adapter in DIR")
+    parser.add_argument(
+        "--model", help="part 1: model folder (default: the embedded SmolLM2-135M-Instruct)"
+    )
+    parser.add_argument(
+        "--recipe", default=RECIPE, help="part 1: the recipe whose settings both sides use"
+    )
+    parser.add_argument(
+        "--stock-micro-batch",
+        type=int,
+        choices=sorted(STOCK_MICRO_BATCHES),
+        default=3,
+        help="part 1: stock pairs per micro-batch (x accumulation = 15 per step; default 3)",
+    )
+    parser.add_argument(
+        "--requests-per-step",
+        type=int,
+        default=1,
+        help="part 1: requests (x 15 pairs) per optimizer step on both sides; shared puts them "
+        "in one micro-batch, stock accumulates its micro-batches (default 1)",
+    )
+    parser.add_argument(
+        "--stand-in-text",
+        action="store_true",
+        help="harmless rows of the real responses' length instead of --source (stand_in_source)",
+    )
+    parser.add_argument(
+        "--set",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("KEY", "VALUE"),
+        help="part 1: a recipe value for both sides (e.g. --set gradient_checkpointing false)",
+    )
     parser.set_defaults(threads=1)
     args = parser.parse_args()
+    settings = [x for key, value in args.set for x in (f"--{key}", value)]
+    work = Path(tempfile.mkdtemp(prefix="bench-dpo-"))
+    if args.stand_in_text:
+        args.source = stand_in_source(work / "stand-in.jsonl", 4 * args.requests + 8)
     source = c.require_data(args.source, "--source")
     if args.quick:
         args.requests = 1
@@ -354,11 +449,16 @@ def main() -> int:
     c.set_threads(args.threads)
     from cc_tasks.embedded import embedded_model_path
 
-    model_path = embedded_model_path()
+    model_path = args.model or embedded_model_path()
     info = c.machine()
     c.header("DPO: stock TRL DPOTrainer vs shared-response DPO; the CPU recipe's time", info)
-    record: dict[str, Any] = {"benchmark": "dpo", "machine": info, "source": source}
-    work = Path(tempfile.mkdtemp(prefix="bench-dpo-"))
+    record: dict[str, Any] = {
+        "benchmark": "dpo",
+        "machine": info,
+        "source": "stand-in text (bench_dpo.stand_in_source)" if args.stand_in_text else source,
+        "model": model_path,
+        "recipe": args.recipe,
+    }
     try:
         if not args.skip_sides:
             pairs = make_pairs(source, args.requests)
@@ -369,9 +469,29 @@ def main() -> int:
                 flush=True,
             )
             c.warm_up(model_path, "trl", "peft", "synth.shared_dpo")
+            per_step = args.requests_per_step
+            stock_extra = stock_overrides(args.stock_micro_batch, per_step) + settings
             sides = [
-                run_side("stock", data, model_path, args.requests, work, STOCK_OVERRIDES),
-                run_side("shared", data, model_path, args.requests, work, []),
+                run_side(
+                    "stock",
+                    data,
+                    model_path,
+                    args.requests,
+                    work,
+                    stock_extra,
+                    args.recipe,
+                    per_step,
+                ),
+                run_side(
+                    "shared",
+                    data,
+                    model_path,
+                    args.requests,
+                    work,
+                    shared_overrides(per_step) + settings,
+                    args.recipe,
+                    per_step,
+                ),
             ]
             stock, shared = sides
             ratio = c.ratio(

@@ -58,12 +58,13 @@ class Sizes:
     syn_requests: int  # C²-SYN requests (x 15 pairs before the gate)
     syn_max_new_tokens: int
     syn_decoding: str
-    syn_openers: str  # c2-syn --openers: random (SPEC 3.3) or none
+    syn_openers: str  # c2-syn --openers: random (SPEC 3.3), shared or none
     train_epochs: float  # passes over the kept requests (one is held out for eval_loss) ...
     train_max_steps: (
         int  # ... but at most this many steps (bounds the time whatever the gate keeps)
     )
     train_learning_rate: float
+    train_correction_sft_weight: float  # recipes/dpo.py --correction_sft_weight (0 = DPO alone)
     train_batch: int  # requests (15 pairs each) per DPO step (group_by_request)
     train_max_length: int  # tokens of prompt + response: CPU time per step grows with it
     eval_batch_size: int
@@ -89,15 +90,17 @@ FULL = Sizes(
     syn_requests=32,
     syn_max_new_tokens=64,
     syn_decoding="greedy",
-    # no affirmative opener (c2-syn --openers none): with the reference's random openers, every
-    # pair differs from its first token and the 09:13 adapter learned the opener instead of the
-    # correction (demo/README.md); without them r1..r5 share each prefix
-    syn_openers="none",
+    # one opener per request, r1..r5 alike (c2-syn --openers shared): with the reference's random
+    # openers every pair differs from its first token and the 09:13 adapter learned the opener
+    # instead of the correction (demo/README.md); shared, r1..r5 share each prefix and differ
+    # where the correction starts, and open like C²-EVAL's prefills
+    syn_openers="shared",
     train_epochs=3,
     train_max_steps=40,
     # the recipe's own 1e-4. The 09:13 run used 5e-4: the adapter then looped "I can help you
     # with that" and lost its plain answers (demo/README.md); 1e-4 on the same data did not
     train_learning_rate=1e-4,
+    train_correction_sft_weight=1.0,
     train_batch=1,
     train_max_length=256,
     eval_batch_size=32,
@@ -113,10 +116,11 @@ QUICK = Sizes(
     syn_requests=3,
     syn_max_new_tokens=8,
     syn_decoding="greedy",
-    syn_openers="none",
+    syn_openers="shared",
     train_epochs=1,
     train_max_steps=2,
     train_learning_rate=1e-4,
+    train_correction_sft_weight=1.0,
     train_batch=1,
     train_max_length=128,
     eval_batch_size=8,
@@ -514,6 +518,8 @@ def main(argv: list[str] | None = None) -> int:
             str(train_steps),
             "--learning_rate",
             str(sizes.train_learning_rate),
+            "--correction_sft_weight",
+            str(sizes.train_correction_sft_weight),
             "--per_device_train_batch_size",
             str(sizes.train_batch),
             "--gradient_accumulation_steps",

@@ -118,8 +118,9 @@ class ScriptArguments:
         default=0.0,
         metadata={
             "help": "With group_by_request: add this weight x the NLL of each chosen response's "
-            "tokens from where it departs from the rejected one (C²-SYN with shared openers: the "
-            "trigger and the correction), TRL's 'sft' loss on those tokens. 0 = DPO alone."
+            "tokens after the beginning it shares with the rejected one (C²-SYN with shared "
+            "openers: the trigger and the correction; r0's pairs share none and add nothing), "
+            "TRL's 'sft' loss on those tokens. 0 = DPO alone."
         },
     )
 

@@ -256,17 +256,22 @@ def pair_sums(per_token: torch.Tensor, rows: torch.Tensor, mask: torch.Tensor) -
 
 
 def divergent_mask(inputs: dict[str, torch.Tensor], chosen_mask: torch.Tensor) -> torch.Tensor:
-    """Per pair, the chosen side's completion positions from where it departs from the rejected.
+    """Per pair, the chosen side's completion positions after the beginning it shares with the
+    rejected side; nothing for a pair that differs from its first completion token.
 
-    In C²-SYN with a shared opener (``c2-syn --openers shared``) r_i and r_j (i < j) share
-    ``opener + p_i``, so this is r_i's trigger and correction; against r0 (which shares nothing)
-    it is the whole chosen completion. Same prompt, right padding: positions line up.
+    In C²-SYN with a shared opener (``c2-syn --openers shared``) r_i and r_j (i < j, r_j may be
+    r5) share ``opener + p_i``, so this is r_i's trigger and correction: what course-correction
+    is. r0 (the plain reply) shares no beginning with any other rank, so its pairs add nothing:
+    the term teaches turning away, not the synthesiser's plain replies. Same prompt, right
+    padding: positions line up.
     """
     ids = inputs["input_ids"][:, 1:]  # position j scores token j + 1, as the masks do
     chosen, rejected = ids[inputs["chosen_index"]], ids[inputs["rejected_index"]]
     rejected_live = inputs["attention_mask"][:, 1:].bool()[inputs["rejected_index"]]
     departs = chosen_mask & ((chosen != rejected) | ~rejected_live)
-    return chosen_mask & (departs.long().cumsum(dim=1) > 0)
+    after = departs.long().cumsum(dim=1) > 0
+    shares_a_beginning = (chosen_mask & ~after).any(dim=1, keepdim=True)
+    return chosen_mask & after & shares_a_beginning
 
 
 # ---------------------------------------------------------------- trainer
@@ -580,8 +585,9 @@ class SharedResponseDPOTrainer(DPOTrainer):
             loss += per_sequence_loss.mean() * loss_weight
         if self.correction_sft_weight:
             # TRL's "sft" loss (mean NLL over the micro-batch's chosen tokens) restricted to the
-            # tokens where chosen departs from rejected: the tokens DPO's log-ratio compares.
-            # Equal to stock's ["sigmoid", "sft"] on pairs whose shared part is in the prompt.
+            # chosen tokens after the beginning a pair shares (divergent_mask): the tokens DPO's
+            # log-ratio compares. Stock's ["sigmoid", "sft"] would compute this on pairs whose
+            # shared beginning is part of the prompt, if TRL could continue an assistant turn.
             mask = divergent_mask(inputs, chosen_mask)
             nll = -per_token_logps[chosen_index].masked_fill(~mask, 0).sum()
             correction_nll = nll / mask.sum().clamp(min=1)

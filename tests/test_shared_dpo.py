@@ -293,7 +293,7 @@ def test_loss_gradients_and_metrics_equal_stock(
         assert metrics[key] == pytest.approx(stock_metrics[key], rel=1e-5, abs=1e-6), key
 
 
-def test_correction_sft_adds_the_nll_of_the_tokens_where_chosen_departs(
+def test_correction_sft_adds_the_nll_of_each_chosen_after_its_shared_beginning(
     tiny_model_dir: str, tmp_path: Path
 ) -> None:
     dataset = pairs_dataset(1)
@@ -316,6 +316,9 @@ def test_correction_sft_adds_the_nll_of_the_tokens_where_chosen_departs(
                 (i for i, (a, b) in enumerate(zip(chosen, rejected, strict=False)) if a != b),
                 min(len(chosen), len(rejected)),
             )
+            departed.append(common)
+            if common == 0:  # r0's pairs share no beginning: no correction to learn from them
+                continue
             ids = torch.tensor([row["prompt_ids"] + chosen])
             logps = model(input_ids=ids).logits[0, :-1].log_softmax(-1)
             targets = ids[0, 1:]
@@ -323,7 +326,6 @@ def test_correction_sft_adds_the_nll_of_the_tokens_where_chosen_departs(
             picked = logps[start:].gather(1, targets[start:, None])
             nll -= picked.sum().item()
             count += picked.numel()
-            departed.append(common)
     assert max(departed) > 10 and 0 in departed  # shared prefixes (r1 vs r2) and none (r0)
     assert loss - loss0 == pytest.approx(0.5 * nll / count, rel=1e-4)
     assert metrics["correction_nll"] == pytest.approx(nll / count, rel=1e-4)
