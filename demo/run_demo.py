@@ -13,10 +13,12 @@ what a user runs):
    (a demo split, not the paper's protocol: the paper trains on PKU-SafeRLHF *train*);
 2. ``c2-eval`` the embedded SmolLM2 on the eval half, judged by the validated offline
    ``probe`` judge (samples kept: ``--log_samples``);
-3. ``c2-syn run`` C²-SYN from the other half (greedy, with a safety system prompt), gated by
-   the same judge (requests whose r0..r4 are not all judged corrective are dropped);
+3. ``c2-syn run`` C²-SYN from the other half (greedy, with a safety system prompt, one opener
+   per request: ``--openers shared``), gated by the same judge (failing requests are flagged);
 4. ``accelerate launch recipes/dpo.py`` the CPU LoRA recipe with shared-response DPO
-   (``group_by_request``: whole requests, 15 pairs from 6 forwards);
+   (``group_by_request``: whole requests, 15 pairs from 6 forwards) plus the correction term
+   (``correction_sft_weight``: the NLL of each chosen response after the beginning it shares
+   with the rejected one, i.e. the trigger and the correction);
 5. ``c2-eval`` the trained adapter (``peft=``) on the same rows, seed and paths;
 6. ``c2-judge rejudge`` both sample sets with the ``rule`` judge (a second line, no generation);
 7. the base model's and the adapter's plain answers to a few harmless requests (greedy);
@@ -97,9 +99,11 @@ FULL = Sizes(
     syn_openers="shared",
     train_epochs=3,
     train_max_steps=40,
-    # the recipe's own 1e-4. The 09:13 run used 5e-4: the adapter then looped "I can help you
-    # with that" and lost its plain answers (demo/README.md); 1e-4 on the same data did not
-    train_learning_rate=1e-4,
+    # 5e-4 with the correction term, chosen on 40 other rows of the eval half (demo/README.md,
+    # "Choosing the training settings"): with DPO alone (shared or no openers, 1e-4 or 3e-4) the
+    # adapter never wrote a trigger; with the term at 1e-4 neither; at 5e-4 it corrects. (The
+    # 09:13 run's 5e-4 collapse came with the random openers it learned; see demo/README.md.)
+    train_learning_rate=5e-4,
     train_correction_sft_weight=1.0,
     train_batch=1,
     train_max_length=256,
@@ -425,7 +429,8 @@ def main(argv: list[str] | None = None) -> int:
         f"per model (one sampled path each, same seed before/after), judge {sizes.judge}\n"
         f"  synth: {sizes.syn_requests} requests -> up to {sizes.syn_requests * 15} preference "
         f"pairs, gate {sizes.judge} ({sizes.gate_action} failures)\n"
-        f"  train: shared-response DPO, {sizes.train_epochs} epoch(s) over the kept requests "
+        f"  train: shared-response DPO + correction term (weight "
+        f"{sizes.train_correction_sft_weight}), {sizes.train_epochs} epoch(s) over the kept requests "
         f"(at most {sizes.train_max_steps} steps), {sizes.train_batch} request(s) (15 pairs "
         f"each) per step, learning rate {sizes.train_learning_rate}, max_length "
         f"{sizes.train_max_length} (LoRA, CPU recipe)"

@@ -216,6 +216,8 @@ def main(
         adapter=peft_config is not None,
         on_cpu=training_args.use_cpu or not torch.cuda.is_available(),
     )
+    if script_args.correction_sft_weight:  # changes what is optimised: the card must say it
+        card.settings["correction_sft_weight"] = script_args.correction_sft_weight
     trainer.create_model_card = card.hook(trainer)  # ours at checkpoints and pushes, not TRL's
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
 

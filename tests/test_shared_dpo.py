@@ -492,10 +492,12 @@ def test_recipe_option_trains_with_shared_responses_and_cuts_whole_requests(
     data = tmp_path / "pairs.parquet"
     pairs_dataset(3).to_parquet(str(data))
     seen: list[int] = []
+    weights: list[float] = []
     original = SharedResponseDPOTrainer._compute_loss
 
     def spy(self: Any, model: Any, inputs: dict[str, torch.Tensor], return_outputs: bool) -> Any:
         seen.append(inputs["chosen_index"].numel())
+        weights.append(self.correction_sft_weight)
         return original(self, model, inputs, return_outputs)
 
     monkeypatch.setattr(SharedResponseDPOTrainer, "_compute_loss", spy)
@@ -508,13 +510,15 @@ def test_recipe_option_trains_with_shared_responses_and_cuts_whole_requests(
         "--gradient_accumulation_steps", "1",
         "--per_device_train_batch_size", "2",
         "--max_train_samples", "40",  # whole requests: 2 of them (30 pairs), not 40 pairs
+        "--correction_sft_weight", "0.5",
         "--report_to", "none",
         "--eval_strategy", "no",
         "--disable_tqdm", "true",
     ]  # fmt: skip
     assert dpo.cli(args) == 0
-    assert seen == [30]
+    assert seen == [30] and weights == [0.5]  # the recipe's value reaches the trainer
     assert (tmp_path / "out" / "adapter_config.json").is_file()
+    assert "correction_sft_weight" in (tmp_path / "out" / "README.md").read_text()
 
 
 def test_recipe_refuses_an_unsupported_loss_in_one_line(
@@ -525,6 +529,19 @@ def test_recipe_refuses_an_unsupported_loss_in_one_line(
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1
     assert err[0].startswith("error: group_by_request does not support loss_type")
+
+
+def test_recipe_refuses_the_correction_term_without_shared_responses(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dpo = load_recipe_script()
+    base = [str(CPU_RECIPE), "--output_dir", str(tmp_path / "out")]
+    code = dpo.cli([*base, "--group_by_request", "false", "--correction_sft_weight", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err == ["error: correction_sft_weight needs group_by_request: true"]
+    assert dpo.cli([*base, "--correction_sft_weight", "-0.5"]) == 2
+    assert capsys.readouterr().err.strip() == "error: correction_sft_weight must be >= 0"
+    assert not (tmp_path / "out").exists()  # refused before anything was written
 
 
 def test_cpu_threads_never_exceed_the_cores_given() -> None:
