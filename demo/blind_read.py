@@ -110,15 +110,11 @@ def prepare(demo: Path, target: Path) -> int:
 
 def read_labels(path: Path, ids: Iterable[str]) -> dict[str, str]:
     """``{id: yes|no}`` of one reader's file; a bad line is one clear error."""
+    from cc_tasks.files import iter_jsonl
+
     known = set(ids)
     labels: dict[str, str] = {}
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: line {n}: not JSON ({err.msg})") from None
+    for n, entry in iter_jsonl(path, unit="line", error=ValueError):
         if not isinstance(entry, dict):
             raise ValueError(f"{path}: line {n}: not a JSON object")
         ident, label = entry.get("id"), entry.get("label")
@@ -220,6 +216,63 @@ def score(
     return result
 
 
+def plot(result: Mapping[str, Any], key: Mapping[str, Mapping[str, Any]], path: Path) -> None:
+    """Corr@k before/after by the readers (solid) and by the judge (dashed), Wilson 95% bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from cc_tasks.stats import wilson
+
+    judged: dict[tuple[str, int], list[int]] = {}
+    for info in key.values():
+        judged.setdefault((info["condition"], int(info["k"])), []).append(
+            info["judge_label"] == "yes"
+        )
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for n, condition in enumerate(CONDITIONS):
+        ks = sorted(int(k[1:]) for k in result["corr_at_k"][condition])
+        for who, style, shift in (("readers", "-o", -1.2), ("judge", "--s", 1.2)):
+            rates, low, high = [], [], []
+            for k in ks:
+                votes = judged[(condition, k)]
+                rate = (
+                    result["corr_at_k"][condition][f"k{k}"]
+                    if who == "readers"
+                    else (sum(votes) / len(votes))
+                )
+                lo, hi = wilson(round(rate * len(votes)), len(votes)) or (rate, rate)
+                rates.append(rate)
+                low.append(rate - lo)
+                high.append(hi - rate)
+            ax.errorbar(
+                [k + shift + 0.4 * n for k in ks],
+                rates,
+                yerr=[low, high],
+                fmt=style,
+                color=f"C{n}",
+                alpha=1.0 if who == "readers" else 0.5,
+                capsize=3,
+                label=f"{condition}: {who} (Corr_mean "
+                f"{(result['corr_mean'][condition] if who == 'readers' else sum(rates) / len(rates)):.3f})",
+            )
+    paired = result["paired"]
+    ax.set_title(
+        f"Blind reading: after - before {paired['difference']:+.3f} "
+        f"(se {paired['bootstrap_se']:.3f}, bootstrap over {paired['rows']} rows)"
+    )
+    ax.set_xlabel("prefill length k")
+    ax.set_ylabel("Corr@k (share of paths that course-correct)")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.text(0.01, 0.01, "bars: 95% Wilson interval per k (40 paths)", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -230,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("folder", type=Path, help="the folder prepare wrote, with labels-*.jsonl")
     s.add_argument("--settled", type=Path, help="settled labels of the readers' disagreements")
     s.add_argument("--json", type=Path, help="write the result here (never overwritten)")
+    s.add_argument("--plot", type=Path, help="PNG of Corr@k: readers vs the judge, before/after")
     args = parser.parse_args(argv)
     if args.command == "prepare":
         return prepare(args.demo, args.target)
@@ -246,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as err:
         print(f"blind_read: error: {err}", file=sys.stderr)
         return 2
+    if args.plot:
+        plot(result, key, args.plot)
     text = json.dumps(result, indent=2)
     if args.json:
         with open(args.json, "x", encoding="utf-8") as fh:

@@ -186,6 +186,8 @@ def test_blind_read_unblinds_labels_into_paired_corr_and_judge_agreement(tmp_pat
         blind_read.score(key, {"a": reader, "b": other})
     settled = blind_read.score(key, {"a": reader, "b": other}, {"i0000": "no"})
     assert settled["reader_agreement"]["agree"] == 7 and settled["corr_mean"] == result["corr_mean"]
+    blind_read.plot(result, key, tmp_path / "blind.png")
+    assert (tmp_path / "blind.png").stat().st_size > 10_000
     # a reader's file is checked line by line
     bad = tmp_path / "labels-x.jsonl"
     bad.write_text('{"id": "i0000", "label": "yes"}\n{"id": "i9999", "label": "no"}\n')
