@@ -233,29 +233,29 @@ def plot(result: Mapping[str, Any], key: Mapping[str, Mapping[str, Any]], path: 
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for n, condition in enumerate(CONDITIONS):
         ks = sorted(int(k[1:]) for k in result["corr_at_k"][condition])
+        by = {
+            "readers": [result["corr_at_k"][condition][f"k{k}"] for k in ks],
+            "judge": [sum(v) / len(v) for v in (judged[(condition, k)] for k in ks)],
+        }
         for who, style, shift in (("readers", "-o", -1.2), ("judge", "--s", 1.2)):
-            rates, low, high = [], [], []
-            for k in ks:
-                votes = judged[(condition, k)]
-                rate = (
-                    result["corr_at_k"][condition][f"k{k}"]
-                    if who == "readers"
-                    else (sum(votes) / len(votes))
-                )
-                lo, hi = wilson(round(rate * len(votes)), len(votes)) or (rate, rate)
-                rates.append(rate)
-                low.append(rate - lo)
-                high.append(hi - rate)
+            rates = by[who]
+            bounds = [
+                wilson(round(rate * len(judged[(condition, k)])), len(judged[(condition, k)]))
+                or (rate, rate)
+                for rate, k in zip(rates, ks, strict=True)
+            ]
             ax.errorbar(
                 [k + shift + 0.4 * n for k in ks],
                 rates,
-                yerr=[low, high],
+                yerr=[
+                    [r - lo for r, (lo, _) in zip(rates, bounds, strict=True)],
+                    [hi - r for r, (_, hi) in zip(rates, bounds, strict=True)],
+                ],
                 fmt=style,
                 color=f"C{n}",
                 alpha=1.0 if who == "readers" else 0.5,
                 capsize=3,
-                label=f"{condition}: {who} (Corr_mean "
-                f"{(result['corr_mean'][condition] if who == 'readers' else sum(rates) / len(rates)):.3f})",
+                label=f"{condition}: {who} (Corr_mean {sum(rates) / len(rates):.3f})",
             )
     paired = result["paired"]
     ax.set_title(

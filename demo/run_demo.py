@@ -279,6 +279,18 @@ def eval_cmd(
     ]
 
 
+def eval_step(
+    when: str, model: str, adapter: Path | None, eval_path: Path, sizes: Sizes, out: Path
+) -> Step:
+    """The ``eval before`` / ``eval after`` step: :func:`eval_cmd` into ``out/eval_<when>``."""
+    return Step(
+        f"eval {when}",
+        eval_cmd(model, adapter, eval_path, sizes, out / f"eval_{when}"),
+        out / "logs" / f"eval_{when}.log",
+        threads=1,
+    )
+
+
 def summarise(out: Path, judge: str) -> dict[str, Any]:
     """The before/after numbers: Corr@k per k, Corr_mean, paired bootstrap difference, and
     the share of degenerate continuations, for the demo's judge and (re-judged) the rule judge."""
@@ -441,12 +453,7 @@ def main(argv: list[str] | None = None) -> int:
     syn_dir = out / "c2syn"
     run_parallel(
         [
-            Step(
-                "eval before",
-                eval_cmd(model, None, eval_path, sizes, out / "eval_before"),
-                logs / "eval_before.log",
-                threads=1,
-            ),
+            eval_step("before", model, None, eval_path, sizes, out),
             Step(
                 "synthesise C²-SYN",
                 [
@@ -540,12 +547,7 @@ def main(argv: list[str] | None = None) -> int:
 
     run_parallel(
         [
-            Step(
-                "eval after",
-                eval_cmd(model, adapter, eval_path, sizes, out / "eval_after"),
-                logs / "eval_after.log",
-                threads=1,
-            ),
+            eval_step("after", model, adapter, eval_path, sizes, out),
             Step(
                 "plain answers",
                 [

@@ -309,8 +309,8 @@ class SharedResponseDPOTrainer(DPOTrainer):
     def __init__(self, *args: Any, correction_sft_weight: float = 0.0, **kwargs: Any) -> None:
         if correction_sft_weight < 0:
             raise ValueError(f"correction_sft_weight must be >= 0, got {correction_sft_weight}")
-        # weight of the NLL of each chosen response's tokens from where it departs from the
-        # rejected one (:func:`divergent_mask`), added to DPO's loss; 0 = DPO alone (stock's)
+        # weight of the NLL of each chosen response's tokens after the beginning it shares with
+        # the rejected one (:func:`divergent_mask`), added to DPO's loss; 0 = DPO alone (stock's)
         self.correction_sft_weight = correction_sft_weight
         names = (
             "model",
@@ -589,7 +589,7 @@ class SharedResponseDPOTrainer(DPOTrainer):
             # log-ratio compares. Stock's ["sigmoid", "sft"] would compute this on pairs whose
             # shared beginning is part of the prompt, if TRL could continue an assistant turn.
             mask = divergent_mask(inputs, chosen_mask)
-            nll = -per_token_logps[chosen_index].masked_fill(~mask, 0).sum()
+            nll = -pair_sums(per_token_logps, chosen_index, mask).sum()
             correction_nll = nll / mask.sum().clamp(min=1)
             loss = loss + self.correction_sft_weight * correction_nll
             self._metrics[mode]["correction_nll"].append(
