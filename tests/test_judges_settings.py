@@ -57,12 +57,12 @@ def test_env_options_apply_only_to_the_kind_the_env_names(caplog: pytest.LogCapt
 def test_conveniences_are_dropped_for_judges_without_them():
     args = parse("--judge", "rule", "--no-judge-cache", "--no-judge-probe")
     kind, options = explicit_settings(args)
-    assert (kind, options) == ("rule", {"use_cache": False, "probe": False})
+    assert (kind, options) == ("rule", {"use_cache": False, "endpoint_check": False})
     s = resolve(kind, options, defaults={"progress": False}, env={})
     assert s.options == {}
     assert isinstance(s.build(), RuleJudge)
     s = resolve("openai", options, defaults={"progress": False}, env={})
-    assert s.options == {"use_cache": False, "probe": False, "progress": False}
+    assert s.options == {"use_cache": False, "endpoint_check": False, "progress": False}
     # a real option is never dropped: the judge says it does not take it
     with pytest.raises(JudgeConfigError, match="judge 'rule'"):
         judge_from_args(parse("--judge", "rule", "--judge-model", "gpt-4o"))
@@ -144,9 +144,10 @@ def test_c2_eval_task_side_uses_the_same_resolver(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv(ENV_KIND, "openai")
     monkeypatch.setenv(ENV_OPTIONS, json.dumps({"model": "gpt-4o"}))
     assert resolve_judge({"judge": "rule"}) == ("rule", {})
+    # the option's old name "probe" is still read, under its new name "endpoint_check"
     assert resolve_judge({"judge_options": {"probe": False}}) == (
         "openai",
-        {"model": "gpt-4o", "probe": False},
+        {"model": "gpt-4o", "endpoint_check": False},
     )
     kind, options = resolve_judge({"judge": "rule", "judge_options": {"use_cache": False}})
     assert isinstance(get_judge(kind, options), RuleJudge)

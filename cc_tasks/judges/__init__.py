@@ -1,4 +1,9 @@
-"""Judges: one interface (:mod:`.base`), a registry of kinds, and :func:`make_judge`."""
+"""Judges: one interface (:mod:`.base`), a registry of kinds, and :func:`make_judge`.
+
+Adding a judge is one module (a :class:`Judge` subclass) plus one line in
+:data:`JUDGE_KINDS`: the flags, the settings resolver, ``c2-eval``, ``c2-judge``,
+the C²-SYN gate and the judge card all find it there (see README.md, "Extending").
+"""
 
 from __future__ import annotations
 
@@ -8,13 +13,25 @@ from typing import Any
 
 from .base import ERROR, INVALID, LABELS, NO, YES, Judge, JudgeConfigError, JudgeItem, Verdict
 
-# kind -> "module:Class", imported lazily so the rule judge never pulls in openai/torch.
-JUDGE_KINDS: dict[str, str] = {
+# kind -> "module:Class" (imported lazily, so the rule judge never pulls in openai/torch),
+# or the Judge class itself.
+JUDGE_KINDS: dict[str, str | type[Judge]] = {
     "rule": "cc_tasks.judges.rule:RuleJudge",
     "openai": "cc_tasks.judges.openai:OpenAIJudge",
     "hf": "cc_tasks.judges.hf:HFJudge",
-    "probe": "cc_tasks.judges.probe:ProbeJudge",
+    "probe": "cc_tasks.judges.probe.judge:ProbeJudge",
 }
+
+
+def judge_class(kind: str) -> type[Judge]:
+    """The :class:`Judge` subclass registered for ``kind`` (its module imported on first use)."""
+    if not isinstance(kind, str) or kind not in JUDGE_KINDS:
+        raise JudgeConfigError(f"unknown judge {kind!r}; choose one of: {', '.join(JUDGE_KINDS)}")
+    entry = JUDGE_KINDS[kind]
+    if isinstance(entry, str):
+        module_name, cls_name = entry.split(":")
+        return getattr(importlib.import_module(module_name), cls_name)
+    return entry
 
 
 def parse_options(text: str | None, source: str) -> dict[str, Any]:
@@ -37,10 +54,7 @@ def make_judge(kind: str | None = None, **options: Any) -> Judge:
     option; call ``.check()`` on the result to validate credentials and URLs.
     """
     kind = (kind or "rule").strip().lower()
-    if kind not in JUDGE_KINDS:
-        raise JudgeConfigError(f"unknown judge {kind!r}; choose one of: {', '.join(JUDGE_KINDS)}")
-    module_name, cls_name = JUDGE_KINDS[kind].split(":")
-    cls = getattr(importlib.import_module(module_name), cls_name)
+    cls = judge_class(kind)
     try:
         return cls(**options)
     except TypeError as err:
@@ -58,6 +72,7 @@ __all__ = [
     "JudgeConfigError",
     "JudgeItem",
     "Verdict",
+    "judge_class",
     "make_judge",
     "parse_options",
 ]

@@ -59,9 +59,31 @@ class Verdict:
 
 
 class Judge(abc.ABC):
-    """Base class: subclasses set ``kind`` and implement :meth:`judge`."""
+    """Base class: subclasses set ``kind`` and implement :meth:`judge`.
+
+    A judge owns its configuration surface: its options are its constructor's keyword
+    arguments (``--judge-options`` and the dedicated flags pass them through), and
+    ``volatile_fields`` names the :meth:`describe` fields that never change a verdict
+    (left out of its configuration key, :func:`cc_tasks.judges.card.config_key`); a
+    subclass extends the set, e.g. ``volatile_fields = Judge.volatile_fields | {"timeout"}``.
+    """
 
     kind: ClassVar[str] = ""
+    # labels, credentials' variable names and tool plumbing: never part of a verdict
+    volatile_fields: ClassVar[frozenset[str]] = frozenset(
+        {
+            "name",
+            "api_key_env",
+            "concurrency",
+            "cache_path",
+            "use_cache",
+            "progress",
+            "batch_size",
+            "device",
+            "endpoint_check",
+            "probe",
+        }
+    )
 
     @property
     def name(self) -> str:

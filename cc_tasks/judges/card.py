@@ -1,24 +1,26 @@
 """The judge card: which judge made a number, and how well it agrees with the gold labels.
 
 Every results file, ``c2-judge`` output and ``c2-report`` table carries the
-card of its judge (issue 11), so a Corr@k never travels without the judge's
-measured agreement with careful labels. A card is keyed by the judge
-*configuration* (:func:`card_key`: a SHA-256 of ``describe()`` without the
-fields that cannot change a verdict), so two runs with the same judge share
+card of its judge (:func:`judge_card`; one line of it: :func:`card_line`), so a
+Corr@k never travels without the judge's measured agreement with careful labels.
+A card is keyed by the judge *configuration* (:func:`config_key`: a SHA-256 of
+``describe()`` without the fields that cannot change a verdict, which each judge
+class declares in ``volatile_fields``), so two runs with the same judge share
 one measurement, and any change to the prompt, lexicon, model or weights
 makes the judge "unvalidated" until it is measured again.
 
-Measurements come from ``c2-judge validate --split test --record`` and are
-looked up in two places, first hit wins:
+The card is composed here; what it quotes is a *validation*: a test-split
+measurement stored by ``c2-judge validate --split test --record``
+(:func:`record_validation`). Validations are looked up in two places, first hit wins:
 
-1. the project cache folder (``$COURSE_CORRECTION_CACHE/judge-cards/<key>.json``):
+1. the project cache folder (``$COURSE_CORRECTION_CACHE/judge-validations/<key>.json``):
    judges measured on this machine (e.g. GPT-4o with a key, a vLLM judge);
-2. the shipped cards (``cc_tasks/judges/cards.json``, in the package): the
-   judges that run anywhere (``rule``, the embedded ``hf`` model, the
-   offline judge), measured once by the developers (``--record --ship``), so
-   results show a kappa without re-running anything.
+2. the shipped validations (``cc_tasks/judges/validations.json``, in the package):
+   the judges that run anywhere, measured once by the developers (``--record --ship``),
+   so results show a kappa without re-running anything.
 
-Importing this module is cheap (no torch, no openai): report tools call it.
+A judge with no validation is simply "unvalidated": nothing has to be registered
+here for a new judge. Importing this module is cheap (no torch, no openai).
 """
 
 from __future__ import annotations
@@ -32,23 +34,10 @@ from typing import Any
 from cc_tasks.files import atomic_write_text
 from cc_tasks.paths import cache_dir
 
-SHIPPED_CARDS = Path(__file__).with_name("cards.json")
-CACHE_SUBDIR = "judge-cards"
+SHIPPED_VALIDATIONS = Path(__file__).with_name("validations.json")
+CACHE_SUBDIR = "judge-validations"
+LEGACY_CACHE_SUBDIR = "judge-cards"  # read only: validations stored by older versions
 
-# describe() fields that never change a verdict: labels, credentials' env names, plumbing.
-VOLATILE_FIELDS = frozenset(
-    {
-        "name",
-        "api_key_env",
-        "concurrency",
-        "cache_path",
-        "use_cache",
-        "progress",
-        "batch_size",
-        "device",
-        "probe",
-    }
-)
 # The version fields a judge's describe() may carry, and the prefix each gets in ``version``.
 VERSION_FIELDS = (
     ("judge_version", ""),
@@ -96,16 +85,28 @@ def canonical_model(model: Any) -> Any:
     return model
 
 
+def volatile_fields(kind: Any) -> frozenset[str]:
+    """The ``describe()`` fields of judge ``kind`` that never change a verdict (its class's
+    ``volatile_fields``; the base set for a kind that is not registered here)."""
+    from . import Judge, judge_class
+
+    try:
+        return judge_class(kind).volatile_fields
+    except Exception:  # an unknown or unimportable kind (a description from elsewhere)
+        return Judge.volatile_fields
+
+
 def canonical_config(judge_or_description: Any) -> dict[str, Any]:
-    """``describe()`` without volatile fields, the model canonicalised (what :func:`card_key` hashes)."""
+    """``describe()`` without volatile fields, the model canonicalised (what :func:`config_key` hashes)."""
     description = _description(judge_or_description)
-    config = {k: v for k, v in description.items() if k not in VOLATILE_FIELDS}
+    volatile = volatile_fields(description.get("kind"))
+    config = {k: v for k, v in description.items() if k not in volatile}
     if "model" in config:
         config["model"] = canonical_model(config["model"])
     return config
 
 
-def card_key(judge_or_description: Any) -> str:
+def config_key(judge_or_description: Any) -> str:
     """SHA-256 (hex) of the canonical configuration: one key per judge configuration."""
     blob = json.dumps(
         canonical_config(judge_or_description),
@@ -133,23 +134,28 @@ def _read_json(path: Path) -> Any:
         return None
 
 
-def shipped_cards(path: Path | None = None) -> dict[str, dict[str, Any]]:
-    """The cards in the package: ``{config_key: card}`` (empty when none are shipped)."""
-    data = _read_json(path or SHIPPED_CARDS)
-    cards = data.get("cards") if isinstance(data, dict) else None
-    return cards if isinstance(cards, dict) else {}
+def shipped_validations(path: Path | None = None) -> dict[str, dict[str, Any]]:
+    """The validations in the package: ``{config_key: {config, gold}}`` (empty when none)."""
+    data = _read_json(path or SHIPPED_VALIDATIONS)
+    found = data.get("validations") if isinstance(data, dict) else None
+    return found if isinstance(found, dict) else {}
 
 
-def cached_card_path(key: str) -> Path:
+def cached_validation_path(key: str) -> Path:
+    """Where ``record_validation`` stores a measurement of configuration ``key`` on this machine."""
     return cache_dir() / CACHE_SUBDIR / f"{key}.json"
 
 
 def measured_gold(key: str) -> dict[str, Any] | None:
     """The stored gold measurement for ``key`` (cache first, then shipped), with its source."""
-    cached = _read_json(cached_card_path(key))
-    if isinstance(cached, dict) and isinstance(cached.get("gold"), dict):
-        return {**cached["gold"], "source": "cache"}
-    shipped = shipped_cards().get(key)
+    for cached_path in (
+        cached_validation_path(key),
+        cache_dir() / LEGACY_CACHE_SUBDIR / f"{key}.json",
+    ):
+        cached = _read_json(cached_path)
+        if isinstance(cached, dict) and isinstance(cached.get("gold"), dict):
+            return {**cached["gold"], "source": "cache"}
+    shipped = shipped_validations().get(key)
     if isinstance(shipped, dict) and isinstance(shipped.get("gold"), dict):
         return {**shipped["gold"], "source": "shipped"}
     return None
@@ -162,7 +168,7 @@ def judge_card(judge_or_description: Any) -> dict[str, Any]:
     configuration was never measured. Never raises for an odd description.
     """
     description = _description(judge_or_description)
-    key = card_key(description)
+    key = config_key(description)
     card: dict[str, Any] = {
         "kind": description.get("kind"),
         "name": description.get("name", description.get("kind")),
@@ -196,37 +202,41 @@ def gold_entry(metrics: Mapping[str, Any]) -> dict[str, Any]:
     return {field: metrics.get(field) for field in GOLD_FIELDS}
 
 
-def record_card(
+def record_validation(
     judge_or_description: Any, metrics: Mapping[str, Any], *, ship: bool = False
 ) -> Path:
-    """Store a test-split measurement as this configuration's card (cache; ``ship``: the package).
+    """Store a test-split measurement as this configuration's validation (the cache folder;
+    ``ship``: the package's ``validations.json``), which its judge card then quotes.
 
-    Returns the file written. Only test-split measurements are cards.
+    Returns the file written. Only test-split measurements are recorded.
     """
     if metrics.get("split") != "test":
-        raise ValueError("only a measurement on the gold test split is recorded as a card")
+        raise ValueError("only a measurement on the gold test split is recorded")
     description = _description(judge_or_description)
-    key = card_key(description)
+    key = config_key(description)
     entry = {"config": canonical_config(description), "gold": gold_entry(metrics)}
     if not ship:
-        path = cached_card_path(key)
+        path = cached_validation_path(key)
         atomic_write_text(path, json.dumps(entry, indent=2, sort_keys=True) + "\n")
         return path
-    cards = shipped_cards()
-    cards[key] = entry
-    text = json.dumps({"cards": dict(sorted(cards.items()))}, indent=2, sort_keys=True) + "\n"
-    atomic_write_text(SHIPPED_CARDS, text)
-    return SHIPPED_CARDS
+    stored = shipped_validations()
+    stored[key] = entry
+    text = (
+        json.dumps({"validations": dict(sorted(stored.items()))}, indent=2, sort_keys=True) + "\n"
+    )
+    atomic_write_text(SHIPPED_VALIDATIONS, text)
+    return SHIPPED_VALIDATIONS
 
 
 __all__ = [
-    "SHIPPED_CARDS",
+    "SHIPPED_VALIDATIONS",
     "canonical_config",
-    "card_key",
     "card_line",
+    "config_key",
     "judge_card",
     "judge_version",
     "measured_gold",
-    "record_card",
-    "shipped_cards",
+    "record_validation",
+    "shipped_validations",
+    "volatile_fields",
 ]

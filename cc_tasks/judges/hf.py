@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 from .base import JudgeConfigError, Verdict
 from .cache import JudgeCache
 from .prompt import PROMPT_VERSION, merge_system, parse_verdict
-from .prompted import Conversation, Deliver, PromptJudge
+from .prompt_judge import Conversation, Deliver, PromptJudge
 
 log = logging.getLogger(__name__)
 ENGINES = ("auto", "transformers", "vllm")

@@ -42,7 +42,7 @@ from cc_tasks.seeding import stable_rng
 from .base import ERROR, JudgeConfigError, Verdict
 from .cache import JudgeCache
 from .prompt import PROMPT_VERSION, parse_verdict
-from .prompted import Conversation, Deliver, PromptJudge
+from .prompt_judge import Conversation, Deliver, PromptJudge
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +110,8 @@ class OpenAIJudge(PromptJudge):
     """GPT-4o (paper setting) or any model behind an OpenAI-compatible URL (e.g. ``vllm serve``)."""
 
     kind: ClassVar[str] = "openai"
-    _probed: ClassVar[set[tuple[str, str, str]]] = set()
-    _probe_lock: ClassVar[threading.Lock] = threading.Lock()
+    _checked: ClassVar[set[tuple[str, str, str]]] = set()
+    _check_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(
         self,
@@ -131,8 +131,9 @@ class OpenAIJudge(PromptJudge):
         cache_path: str | None = None,
         use_cache: bool = True,
         progress: bool = True,
-        probe: bool = True,
+        endpoint_check: bool = True,
         name: str | None = None,
+        probe: bool | None = None,
     ) -> None:
         """Options (all keyword): see README "Choosing a judge".
 
@@ -140,9 +141,9 @@ class OpenAIJudge(PromptJudge):
         ``OPENAI_API_KEY``). The key is required for api.openai.com or when the
         variable is named explicitly; a self-hosted server without auth (vLLM
         without ``--api-key``) works with no key. ``base_url`` defaults to
-        ``$OPENAI_BASE_URL``, else OpenAI. ``probe``: :meth:`check` sends one
-        1-token request to fail fast on an unreachable endpoint, bad key or
-        unknown model.
+        ``$OPENAI_BASE_URL``, else OpenAI. ``endpoint_check``: :meth:`check` sends
+        one 1-token request to fail fast on an unreachable endpoint, bad key or
+        unknown model (``probe`` is its old name, still accepted).
         """
         self.model = model
         self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_BASE_URL
@@ -160,7 +161,7 @@ class OpenAIJudge(PromptJudge):
         self.cache_path = cache_path
         self.use_cache = use_cache
         self.progress = progress
-        self.probe = probe
+        self.endpoint_check = endpoint_check if probe is None else probe
         self._name = name
         self._cache: JudgeCache | None = None
         self.last_stats: dict[str, int] = {}
@@ -269,22 +270,23 @@ class OpenAIJudge(PromptJudge):
         )
 
     def check(self) -> None:
-        """Validate the configuration; with ``probe`` also send one 1-token request (once per process)."""
+        """Validate the configuration; with ``endpoint_check`` also send one 1-token request
+        (once per process and endpoint)."""
         self._validate()
-        if self.probe:
-            self._probe()
+        if self.endpoint_check:
+            self._check_endpoint()
 
-    def _probe(self) -> None:
+    def _check_endpoint(self) -> None:
         ident = (self.base_url, self.model, self.key_env)
-        with self._probe_lock:
-            if ident in self._probed:
+        with self._check_lock:
+            if ident in self._checked:
                 return
-            message = run_coroutine(self._probe_once())
+            message = run_coroutine(self._check_once())
             if message is not None:
                 raise self._fail(message)
-            self._probed.add(ident)
+            self._checked.add(ident)
 
-    async def _probe_once(self) -> str | None:
+    async def _check_once(self) -> str | None:
         """None when the endpoint answered usefully; else the one-line reason."""
         import openai
 
@@ -309,14 +311,16 @@ class OpenAIJudge(PromptJudge):
             )
         except openai.APITimeoutError:
             return (
-                f"{url} did not answer a 1-token probe request within {min(self.timeout, 30.0):g}s"
+                f"{url} did not answer a 1-token check request within {min(self.timeout, 30.0):g}s"
             )
         except openai.APIConnectionError as err:
             cause = err.__cause__ or err
             return f"cannot connect to {url}: {self._scrub(str(cause))[:200]}"
         except openai.APIStatusError as err:  # 429 / 5xx / 400: reachable; the real run retries
             log.warning(
-                "judge probe of %s got HTTP %s; continuing (the run retries)", url, err.status_code
+                "judge endpoint check of %s got HTTP %s; continuing (the run retries)",
+                url,
+                err.status_code,
             )
         finally:
             await client.close()

@@ -23,7 +23,6 @@ import hashlib
 import json
 import re
 import unicodedata
-from typing import Any
 
 from .base import INVALID, NO, YES, JudgeItem
 
@@ -82,13 +81,9 @@ PROMPT_VERSION = hashlib.sha256(
 
 
 def escape_untrusted(text: str) -> str:
-    """Neutralise every character that could form a tag (reversible, like HTML escaping)."""
+    """Neutralise every character that could form a tag (reversible: it is HTML escaping of
+    ``&``, ``<`` and ``>``, so :func:`html.unescape` gives the text back)."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def unescape_untrusted(text: str) -> str:
-    """Inverse of :func:`escape_untrusted` (tests use it to prove nothing is lost)."""
-    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 def user_message(item: JudgeItem) -> str:
@@ -151,8 +146,3 @@ def parse_verdict(reply: str | None) -> str:
     if other in _WORDS.findall(rest):
         return INVALID
     return YES if word == YES else NO
-
-
-def describe_prompt() -> dict[str, Any]:
-    """What identifies the prompt in results (no text under evaluation)."""
-    return {"prompt_version": PROMPT_VERSION}

@@ -17,8 +17,9 @@ Flags (one spelling everywhere):
 ``--judge-concurrency N``  option ``concurrency`` (openai requests at once)
 ``--judge-cache PATH``     option ``cache_path`` (the SQLite verdict cache)
 ``--no-judge-cache``       option ``use_cache=false``: neither read nor write it
-``--judge-probe``          option ``probe``: one 1-token request before judging
-                           (``--no-judge-probe`` skips it; c2-judge's default)
+``--judge-check``          option ``endpoint_check``: one 1-token request to the
+                           endpoint before judging (``--no-judge-check`` skips it;
+                           c2-judge's default); ``--judge-probe`` is its old name
 ``--max-invalid RATE``     fail (exit 1) when more than RATE of the verdicts are
                            invalid (default 0.05 = 5%)
 ``--allow-invalid``        never fail on invalid verdicts (they are still reported)
@@ -30,14 +31,15 @@ Precedence, lowest first: the tool's defaults < ``$C2_EVAL_JUDGE_OPTIONS``
 dedicated flags. The kind is ``--judge``, else ``$C2_EVAL_JUDGE``, else
 ``rule``. ``$C2_EVAL_JUDGE_OPTIONS`` applies only when the kind being built is
 the one ``$C2_EVAL_JUDGE`` names, so options meant for an API judge never leak
-into ``--judge rule``. ``use_cache``, ``progress`` and ``probe`` are tool
-conveniences: a judge that has no such option (``rule``) simply ignores them.
+into ``--judge rule``. ``use_cache``, ``progress`` and ``endpoint_check`` are tool
+conveniences: a judge that has no such option (``rule``) simply ignores them. The
+option's old name ``probe`` is still read (it is renamed here) so that it is never
+mistaken for the ``probe`` judge.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import inspect
 import json
 import logging
@@ -46,7 +48,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import JUDGE_KINDS, Judge, JudgeConfigError, make_judge, parse_options
+from . import JUDGE_KINDS, Judge, JudgeConfigError, judge_class, make_judge, parse_options
 from .record import DEFAULT_MAX_INVALID, InvalidPolicy
 
 ENV_KIND = "C2_EVAL_JUDGE"
@@ -62,7 +64,11 @@ OPTION_FLAGS: dict[str, str] = {
     "judge_cache": "cache_path",
 }
 # options a tool may set for any judge; dropped for a kind that has no such option
-CONVENIENCES = frozenset({"use_cache", "progress", "probe"})
+CONVENIENCES = frozenset({"use_cache", "progress", "endpoint_check"})
+# old option names -> current ones (still accepted in --judge-options, the environment, metadata)
+RENAMED_OPTIONS = {"probe": "endpoint_check"}
+# old flag spellings -> the flag they stand for (accepted, hidden from --help)
+DEPRECATED_FLAGS = {"--judge-probe": "--judge-check"}
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +108,7 @@ FLAGS: dict[str, dict[str, Any]] = {
         "default": None,
         "help": "neither read nor write the verdict cache",
     },
-    "--judge-probe": {
+    "--judge-check": {
         "action": argparse.BooleanOptionalAction,
         "default": None,
         "help": "openai: send one 1-token request first to check the endpoint "
@@ -140,13 +146,19 @@ def add_judge_flags(
     ``{"--cache-path": "--judge-cache"}``): accepted, hidden from ``--help``.
     ``skip`` leaves out flags a tool does not use; ``help_text`` rewords a flag's help
     where the tool uses it differently (the meaning of the value never changes).
+    The :data:`DEPRECATED_FLAGS` come along with the flags they stand for, hidden.
     """
     for flag, kwargs in FLAGS.items():
         if flag not in skip:
             parser.add_argument(
                 flag, **{**kwargs, "help": (help_text or {}).get(flag, kwargs["help"])}
             )
+    for old, new in DEPRECATED_FLAGS.items():
+        if new not in skip:
+            dest = new[2:].replace("-", "_")
+            parser.add_argument(old, **dict(FLAGS[new], help=argparse.SUPPRESS, dest=dest))
     for old, new in (aliases or {}).items():
+        new = DEPRECATED_FLAGS.get(new, new)
         kwargs = dict(FLAGS[new], help=argparse.SUPPRESS, dest=new[2:].replace("-", "_"))
         if kwargs.get("action") is argparse.BooleanOptionalAction:
             kwargs["action"] = "store_true"  # the old spelling was a plain switch
@@ -163,9 +175,20 @@ def explicit_settings(args: argparse.Namespace) -> tuple[str | None, dict[str, A
             options[option] = value
     if getattr(args, "no_judge_cache", None):
         options["use_cache"] = False
-    if getattr(args, "judge_probe", None) is not None:
-        options["probe"] = args.judge_probe
+    if getattr(args, "judge_check", None) is not None:
+        options["endpoint_check"] = args.judge_check
     return getattr(args, "judge", None) or None, options
+
+
+def renamed(options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` with old option names (:data:`RENAMED_OPTIONS`) under their current names."""
+    out = {}
+    for name, value in options.items():
+        current = RENAMED_OPTIONS.get(name, name)
+        if current in options and current != name:
+            continue  # the current name wins over the old one in the same layer
+        out[current] = value
+    return out
 
 
 def invalid_policy(args: argparse.Namespace) -> InvalidPolicy:
@@ -179,8 +202,7 @@ def invalid_policy(args: argparse.Namespace) -> InvalidPolicy:
 
 def accepts(kind: str, option: str) -> bool:
     """Whether judge ``kind``'s constructor takes ``option`` (imports only that judge's module)."""
-    module_name, cls_name = JUDGE_KINDS[kind].split(":")
-    cls = getattr(importlib.import_module(module_name), cls_name)
+    cls = judge_class(kind)
     try:
         params = inspect.signature(cls).parameters
     except (TypeError, ValueError):
@@ -231,15 +253,15 @@ def resolve(
         raise JudgeConfigError(f"unknown judge {chosen!r}; choose one of: {', '.join(JUDGE_KINDS)}")
     if options is not None and not isinstance(options, Mapping):
         raise JudgeConfigError(f"{options_source}: expected an object, got {options!r}")
-    merged: dict[str, Any] = dict(defaults or {})
+    merged: dict[str, Any] = renamed(defaults or {})
     if env.get(ENV_OPTIONS):
         if chosen == env_kind:
-            merged.update(parse_options(env[ENV_OPTIONS], f"${ENV_OPTIONS}"))
+            merged.update(renamed(parse_options(env[ENV_OPTIONS], f"${ENV_OPTIONS}")))
         elif env_kind is None:
             log.warning(
                 "$%s is ignored: set $%s to the judge kind it is for", ENV_OPTIONS, ENV_KIND
             )
-    merged.update(options or {})
+    merged.update(renamed(options or {}))
     for option in CONVENIENCES & merged.keys():
         if not accepts(chosen, option):
             del merged[option]
@@ -256,15 +278,18 @@ def judge_from_args(
 
 __all__ = [
     "CONVENIENCES",
+    "DEPRECATED_FLAGS",
     "ENV_KIND",
     "ENV_OPTIONS",
     "FLAGS",
     "OPTION_FLAGS",
+    "RENAMED_OPTIONS",
     "JudgeSettings",
     "accepts",
     "add_judge_flags",
     "explicit_settings",
     "invalid_policy",
     "judge_from_args",
+    "renamed",
     "resolve",
 ]

@@ -19,54 +19,39 @@ Invalid and error verdicts are kept as their own label: they are never right,
 so they lower accuracy, recall and kappa (a judge cannot look good by refusing
 to answer the hard items). Precision counts only ``yes`` verdicts.
 
-``--record`` stores a test-split measurement as the judge's card
-(:mod:`.card`); ``--ship`` writes it into the package's shipped cards.
+``--record`` stores a test-split measurement as the judge's validation, which its
+judge card (:mod:`.card`) then quotes; ``--ship`` writes it into the package
+(``validations.json``).
 The gold file is read and checked completely before the judge is built.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import random
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from cc_tasks.errors import RunFailure, UsageError
-from cc_tasks.files import atomic_write_text, iter_jsonl
+from cc_tasks.files import atomic_write_text
 from cc_tasks.seeding import stable_seed
 
-from .base import ERROR, INVALID, NO, YES, Judge, JudgeItem
+from . import gold
+from .base import ERROR, INVALID, NO, YES, Judge
+from .gold import GOLD_LABELS, GoldError, GoldItem
 from .scoring import cohen_kappa
 
-SPLITS = ("dev", "test", "all")
-GOLD_LABELS = (YES, NO)
+SPLITS = (*gold.SPLITS, "all")
 VERDICT_LABELS = (YES, NO, INVALID, ERROR)
 DEFAULT_RESAMPLES = 2000
 DEFAULT_SEED = 0
 METRICS = ("kappa", "accuracy", "precision", "recall")
-
-
-class GoldError(UsageError):
-    """The gold set cannot be used (missing, malformed row, unknown split)."""
-
-
-@dataclass(frozen=True)
-class GoldItem:
-    """One labelled continuation: what the judge sees, the gold label, and where it comes from."""
-
-    item: JudgeItem
-    label: str
-    kind: str
-    split: str
-    ref: str  # a stable reference (gold row id), for ordering and --limit
 
 
 # --------------------------------------------------------------------------- arithmetic
@@ -196,108 +181,11 @@ def evaluate(
 
 
 # --------------------------------------------------------------------------- gold set
-def _text(row: Mapping[str, Any], field: str, where: str) -> str:
-    value = row.get(field)
-    if not isinstance(value, str):
-        raise GoldError(f"{where}: field '{field}': expected a string, got {value!r:.60}")
-    return value
-
-
-def read_gold_file(path: str | Path, split: str) -> list[GoldItem]:
-    """Gold items of ``split`` from a self-contained JSONL file (request and prefill inline).
-
-    Row fields: ``request``, ``prefill``, ``continuation``, ``label`` (yes/no);
-    optional ``kind`` (default ``model``), ``split`` (dev/test; rows without one
-    count for ``all`` only) and ``id``. For labelled sets from outside the
-    project and for tests; the project's gold set is read by :mod:`.gold`.
-    """
-    out: list[GoldItem] = []
-    for line, row in iter_jsonl(path, unit="line", error=GoldError):
-        where = f"{path}: line {line}"
-        if not isinstance(row, Mapping):
-            raise GoldError(f"{where}: expected a JSON object")
-        label = row.get("label")
-        if label not in GOLD_LABELS:
-            raise GoldError(f"{where}: field 'label': expected 'yes' or 'no', got {label!r:.40}")
-        item_split = row.get("split", "")
-        if item_split not in ("", "dev", "test"):
-            raise GoldError(
-                f"{where}: field 'split': expected 'dev' or 'test', got {item_split!r:.40}"
-            )
-        kind = row.get("kind", "model")
-        if not isinstance(kind, str) or not kind:
-            raise GoldError(f"{where}: field 'kind': expected a non-empty string")
-        item = JudgeItem(
-            _text(row, "request", where),
-            _text(row, "prefill", where),
-            _text(row, "continuation", where),
-        )
-        if split in ("all", item_split):
-            out.append(GoldItem(item, label, kind, item_split, str(row.get("id", line))))
-    return out
-
-
-def load_project_gold(
-    split: str, data_path: str | None, gold_path: str | None = None
-) -> list[GoldItem]:
-    """The project's gold set (``cc_tasks/judges/gold``; or a file in its format, ``gold_path``)
-    with requests and prefills rebuilt from the data file."""
-    try:
-        from . import gold
-    except ImportError:
-        raise GoldError(
-            "the project's gold set (cc_tasks/judges/gold.py) is not installed; pass --gold FILE"
-        ) from None
-    kwargs: dict[str, Any] = {"split": split}
-    if data_path:
-        kwargs["data_path"] = data_path
-    if gold_path:
-        kwargs["gold_path"] = gold_path
-    out = []
-    for index, row in enumerate(gold.load_gold(**kwargs)):
-        get = row.get if isinstance(row, Mapping) else lambda f, r=row: getattr(r, f, None)
-        item = get("item")
-        if not isinstance(item, JudgeItem):
-            item = JudgeItem(get("request"), get("prefill"), get("continuation"))
-        ref = get("id") or get("gold_id") or f"{get('row_id')}:{get('k')}:{index}"
-        out.append(
-            GoldItem(item, get("label"), get("kind") or "model", get("split") or "", str(ref))
-        )
-    return out
-
-
-def _has_texts(path: str | Path) -> bool:
-    """Whether a gold file carries its own request/prefill (else: row_id + k, the project's form)."""
-    for _, row in iter_jsonl(path, unit="line", error=GoldError):
-        return isinstance(row, Mapping) and "request" in row
-    return True
-
-
-def gold_version(path: str | Path | None) -> str | None:
-    """First 12 hex of the gold file's SHA-256 (which labels measured a card)."""
-    if path is None:
-        try:
-            from . import gold
-
-            version = getattr(gold, "GOLD_VERSION", None) or getattr(gold, "gold_version", None)
-            if callable(version):
-                version = version()
-            if version:
-                return str(version)
-            path = getattr(gold, "GOLD_PATH", None)
-        except ImportError:
-            return None
-        if path is None:
-            return None
-    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    return digest[:12]
-
-
 def take_limit(items: list[GoldItem], limit: int | None) -> list[GoldItem]:
     """A deterministic subset of ``limit`` items (spread over the set, not its first rows)."""
     if limit is None or limit >= len(items):
         return items
-    ranked = sorted(items, key=lambda g: stable_seed("c2-judge-validate-limit", g.ref))
+    ranked = sorted(items, key=lambda g: stable_seed("c2-judge-validate-limit", g.id))
     keep = {id(g) for g in ranked[:limit]}
     return [g for g in items if id(g) in keep]
 
@@ -418,19 +306,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--record",
         action="store_true",
-        help="store this measurement as the judge's card (test split, no --limit, no --gold)",
+        help="store this measurement for the judge's card (test split, no --limit, no --gold)",
     )
     parser.add_argument(
         "--ship",
         action="store_true",
-        help="with --record: write the card into the package (cc_tasks/judges/cards.json)",
+        help="with --record: write it into the package (cc_tasks/judges/validations.json)",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
 
 
 def run(args: argparse.Namespace, build_judge: Callable[[argparse.Namespace], Judge]) -> int:
     """The subcommand: check flags and the gold set, then build the judge, judge, report."""
-    from .card import card_key, card_line, judge_card, record_card
+    from .card import card_line, config_key, judge_card, record_validation
 
     if args.limit is not None and args.limit < 1:
         raise UsageError(f"--limit must be >= 1, got {args.limit}")
@@ -440,19 +328,16 @@ def run(args: argparse.Namespace, build_judge: Callable[[argparse.Namespace], Ju
         raise UsageError("--ship needs --record")
     if args.record and (args.split != "test" or args.limit or args.gold):
         raise UsageError(
-            "--record stores a judge card: it needs --split test on the project's gold set, without --limit"
+            "--record stores a measurement for the judge card: it needs --split test on the "
+            "project's gold set, without --limit"
         )
     if args.json and Path(args.json).exists() and not args.overwrite:
         raise UsageError(f"{args.json} already exists; pass --overwrite or another --json path")
-    if args.gold and _has_texts(args.gold):
-        items = read_gold_file(args.gold, args.split)
-        source, version = str(args.gold), gold_version(args.gold)
-    elif args.gold:  # the project's format (row_id, k): texts rebuilt from the data file
-        items = load_project_gold(args.split, args.data, args.gold)
-        source, version = str(args.gold), gold_version(args.gold)
+    items = gold.load_items(args.split, data_path=args.data, gold_path=args.gold)
+    if args.gold:
+        source, version = str(args.gold), gold.gold_version(args.gold)
     else:
-        items = load_project_gold(args.split, args.data)
-        source, version = "cc_tasks/judges/gold", gold_version(None)
+        source, version = "cc_tasks/judges/gold", gold.gold_version()
     if not items:
         raise GoldError(f"the gold set has no items in split {args.split!r}")
     total = len(items)
@@ -463,7 +348,7 @@ def run(args: argparse.Namespace, build_judge: Callable[[argparse.Namespace], Ju
     description = judge.describe()
     report = {
         "judge": description,
-        "config_key": card_key(description),
+        "config_key": config_key(description),
         "split": args.split,
         "gold_source": source,
         "gold_version": version,
@@ -474,13 +359,13 @@ def run(args: argparse.Namespace, build_judge: Callable[[argparse.Namespace], Ju
     }
     print(format_report(report), end="")
     if args.record:
-        path = record_card(description, report, ship=args.ship)
-        print(f"recorded the card in {path}")
+        path = record_validation(description, report, ship=args.ship)
+        print(f"recorded the measurement in {path}")
         print(f"card: {card_line(judge_card(description))}")
     if args.json:
         detail = dict(report)
         detail["verdicts"] = [
-            {"ref": g.ref, "kind": g.kind, "gold": g.label, "verdict": v}
+            {"ref": g.id, "kind": g.kind, "gold": g.label, "verdict": v}
             for g, v in zip(items, verdicts, strict=True)
         ]
         atomic_write_text(args.json, json.dumps(detail, indent=2, ensure_ascii=False) + "\n")

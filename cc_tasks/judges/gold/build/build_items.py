@@ -1,16 +1,16 @@
 """Turn the candidates into gold items: opaque ids, split by request, the unlabelled file for annotators.
 
-Usage (from the repository root, after ``make_candidates.py``)::
+Usage (from the repository root, after ``make_candidates``)::
 
-    python demo/gold/build_items.py --candidates runs/gold/runs/candidates.jsonl \
+    python -m cc_tasks.judges.gold.build items --candidates runs/gold/runs/candidates.jsonl \
         --out runs/gold
 
 Inputs: the model continuations (``make_candidates.py``'s ``candidates.jsonl``) and the
-hand-written hard cases (``demo/gold/handwritten.jsonl``: ``row_id, k, kind, continuation``,
+hand-written hard cases (``handwritten.jsonl`` beside this module: ``row_id, k, kind, continuation``,
 each written as the continuation of that row's real prefill). Writes to ``--out``:
 
 - ``manifest.jsonl``: one line per item with everything but the label (id, row_id, k,
-  source, condition, kind, path, continuation, request_sha, split). ``merge_labels.py``
+  source, condition, kind, path, continuation, request_sha, split). ``merge_labels``
   joins it with the annotators' labels into ``cc_tasks/judges/gold/gold.jsonl``.
 - ``items_for_labelling.jsonl``: ``id, request, prefill, continuation`` only, in a
   deterministic shuffled order, so an annotator cannot tell model from hand-written
@@ -30,23 +30,21 @@ import hashlib
 import json
 import math
 import os
-import sys
 from collections import defaultdict
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-
-from cc_tasks.judges.gold import (  # noqa: E402 - after the path set-up of a script
+from cc_tasks.judges.gold import (
+    ENV_DATA,
     HANDWRITTEN_KINDS,
     PREFILL_KS,
+    SHARED_DATA_HINT,
     request_fingerprint,
     split_of,
 )
-from cc_tasks.pku import harmful_response, load_rows  # noqa: E402
-from cc_tasks.prefill import build_prefill  # noqa: E402
+from cc_tasks.pku import harmful_response, load_rows
+from cc_tasks.prefill import build_prefill
 
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "c2_eval_pku_saferlhf_test500.jsonl"
+DEFAULT_DATA = Path(SHARED_DATA_HINT)  # relative to the repository root
 HANDWRITTEN = Path(__file__).with_name("handwritten.jsonl")
 SECOND_PASS_SHARE = 0.30
 
@@ -140,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--candidates", type=Path, required=True)
     parser.add_argument("--handwritten", type=Path, default=HANDWRITTEN)
     parser.add_argument(
-        "--data", type=Path, default=Path(os.environ.get("C2_EVAL_DATA") or DEFAULT_DATA)
+        "--data", type=Path, default=Path(os.environ.get(ENV_DATA) or DEFAULT_DATA)
     )
     parser.add_argument("--out", type=Path, required=True, help="folder outside the repository")
     parser.add_argument("--force", action="store_true", help="replace existing outputs")

@@ -1,6 +1,11 @@
 """The judge gold set: labelled continuations whose requests and prefills are rebuilt from the data.
 
-``gold/gold.jsonl`` stores references, not the benchmark's text: each line names a
+This package is THE gold module: one :class:`GoldItem`, one :func:`gold_version`, the
+loader (:func:`load_gold`, split by request) and :func:`read_gold_file` for labelled sets
+in a self-contained form. The data files sit beside it (``gold.jsonl``, ``RUBRIC.md``,
+``README.md``); the tools that build ``gold.jsonl`` are :mod:`cc_tasks.judges.gold.build`.
+
+``gold.jsonl`` stores references, not the benchmark's text: each line names a
 row of the 500-row C²-EVAL file (``row_id``: C²-EVAL's doc ``row_id``, the 1-based
 line of that file), the prefill length ``k``, the continuation (model-written or
 hand-written, which we may store), the label and where the item comes from. The
@@ -9,7 +14,7 @@ request and prefill are rebuilt here exactly as C²-EVAL builds its docs
 word mode, no seed), so a judge sees what it would see in a real run. Each line
 also keeps a short fingerprint of its request (``request_sha``, 12 hex of SHA-256)
 so a different data file is refused instead of silently pairing labels with the
-wrong rows. Rubric, sizes and agreement: ``gold/RUBRIC.md`` and ``gold/README.md``.
+wrong rows. Rubric, sizes and agreement: ``RUBRIC.md`` and ``README.md`` in this folder.
 """
 
 from __future__ import annotations
@@ -27,9 +32,10 @@ from typing import Any
 from cc_tasks.errors import UsageError
 from cc_tasks.judges.base import NO, YES, JudgeItem
 
-GOLD_DIR = Path(__file__).with_name("gold")
+GOLD_DIR = Path(__file__).parent
 GOLD_PATH = GOLD_DIR / "gold.jsonl"
 ENV_DATA = "C2_EVAL_DATA"  # the same variable c2-eval reads for its data file
+SHARED_DATA_HINT = "../shared/data/c2_eval_pku_saferlhf_test500.jsonl"
 
 SPLITS = ("dev", "test")
 DEV_SHARE = 0.55  # share of requests in dev; the rest is test
@@ -72,15 +78,20 @@ def request_fingerprint(request: str) -> str:
 
 @dataclass(frozen=True)
 class GoldItem(JudgeItem):
-    """A :class:`JudgeItem` (request, prefill, continuation) with its gold label and origin."""
+    """A :class:`JudgeItem` (request, prefill, continuation) with its gold label and origin.
+
+    ``split`` is ``dev`` or ``test`` (``""`` for an item of an outside file that names
+    none); ``row_id`` and ``k`` are set for the project's items (references into the
+    500-row file) and ``None`` for self-contained files (:func:`read_gold_file`).
+    """
 
     id: str
-    row_id: int
-    k: int
     label: str
     kind: str
     split: str
-    source: str
+    source: str = "external"
+    row_id: int | None = None
+    k: int | None = None
     condition: str | None = None
     borderline: bool = False
     reason: str = ""
@@ -92,7 +103,8 @@ class GoldItem(JudgeItem):
 
 
 def gold_version(path: str | os.PathLike | None = None) -> str:
-    """12 hex of SHA-256 of the gold file: names the labels a judge card was measured on."""
+    """12 hex of SHA-256 of the gold file (default: the shipped one): names the labels a
+    judge was measured on."""
     return hashlib.sha256(Path(path or GOLD_PATH).read_bytes()).hexdigest()[:12]
 
 
@@ -204,9 +216,10 @@ def _data_rows(data_path: str | os.PathLike | None) -> tuple[list[dict], str]:
     source = data_path or os.environ.get(ENV_DATA)
     if not source:
         raise GoldError(
-            "the gold set rebuilds requests and prefills from the 500-row C²-EVAL data file "
-            f"(shared/data/c2_eval_pku_saferlhf_test500.jsonl): pass its path (--data FILE) or "
-            f"set ${ENV_DATA}"
+            "the gold set stores row references, not texts: pass the 500-row C²-EVAL file with "
+            f"--data FILE (or set ${ENV_DATA}); it is the rows c2-eval selects from "
+            "PKU-Alignment/PKU-SafeRLHF (v0, test split), in a project checkout "
+            f"{SHARED_DATA_HINT}"
         )
     try:
         rows, label = load_rows(source, split="test", need_unsafe=True)
@@ -275,8 +288,82 @@ def load_gold(
     return items
 
 
+def _text(row: Mapping[str, Any], field: str, where: str) -> str:
+    value = row.get(field)
+    if not isinstance(value, str):
+        raise GoldError(f"{where}: field '{field}': expected a string, got {value!r:.60}")
+    return value
+
+
+def read_gold_file(path: str | os.PathLike, split: str | None = None) -> list[GoldItem]:
+    """Gold items of ``split`` from a self-contained JSONL file (request and prefill inline).
+
+    Row fields: ``request``, ``prefill``, ``continuation``, ``label`` (yes/no);
+    optional ``kind`` (default ``model``), ``split`` (dev/test; rows without one
+    count for ``all`` only) and ``id`` (default: the line number). For labelled sets
+    from outside the project and for tests; the project's set is :func:`load_gold`.
+    """
+    from cc_tasks.files import iter_jsonl
+
+    out: list[GoldItem] = []
+    for line, row in iter_jsonl(path, unit="line", error=GoldError):
+        where = f"{path}: line {line}"
+        if not isinstance(row, Mapping):
+            raise GoldError(f"{where}: expected a JSON object")
+        label = row.get("label")
+        if label not in GOLD_LABELS:
+            raise GoldError(f"{where}: field 'label': expected 'yes' or 'no', got {label!r:.40}")
+        item_split = row.get("split", "")
+        if item_split not in ("", *SPLITS):
+            raise GoldError(
+                f"{where}: field 'split': expected 'dev' or 'test', got {item_split!r:.40}"
+            )
+        kind = row.get("kind", MODEL_KIND)
+        if not isinstance(kind, str) or not kind:
+            raise GoldError(f"{where}: field 'kind': expected a non-empty string")
+        if split in (None, "all", item_split):
+            out.append(
+                GoldItem(
+                    request=_text(row, "request", where),
+                    prefill=_text(row, "prefill", where),
+                    continuation=_text(row, "continuation", where),
+                    id=str(row.get("id", line)),
+                    label=label,
+                    kind=kind,
+                    split=item_split,
+                )
+            )
+    return out
+
+
+def is_self_contained(path: str | os.PathLike) -> bool:
+    """Whether a gold file carries its own request/prefill (else: ``row_id`` + ``k``, the
+    project's form, rebuilt from the data file)."""
+    from cc_tasks.files import iter_jsonl
+
+    for _, row in iter_jsonl(path, unit="line", error=GoldError):
+        return isinstance(row, Mapping) and "request" in row
+    return True
+
+
+def load_items(
+    split: str | None = None,
+    *,
+    data_path: str | os.PathLike | None = None,
+    gold_path: str | os.PathLike | None = None,
+) -> list[GoldItem]:
+    """Gold items from the shipped set or ``gold_path`` in either form (self-contained, or
+    references rebuilt from ``data_path`` as :func:`load_gold` does)."""
+    if gold_path is not None and is_self_contained(gold_path):
+        if split not in (None, "all", *SPLITS):
+            raise GoldError(f"unknown gold split {split!r}; choose dev, test or all")
+        return read_gold_file(gold_path, split)
+    return load_gold(split, data_path=data_path, gold_path=gold_path)
+
+
 __all__ = [
     "DEV_SHARE",
+    "GOLD_LABELS",
     "GOLD_PATH",
     "HANDWRITTEN_KINDS",
     "KINDS",
@@ -286,7 +373,10 @@ __all__ = [
     "GoldItem",
     "count_table",
     "gold_version",
+    "is_self_contained",
     "load_gold",
+    "load_items",
+    "read_gold_file",
     "read_records",
     "request_fingerprint",
     "split_of",

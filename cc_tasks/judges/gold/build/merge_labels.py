@@ -2,12 +2,12 @@
 
 Usage (from the repository root)::
 
-    python demo/gold/merge_labels.py --force                     # defaults under runs/gold
-    python demo/gold/merge_labels.py --labels-b labels_b.jsonl --settled settled.jsonl --force
+    python -m cc_tasks.judges.gold.build merge --force            # defaults under runs/gold
+    python -m cc_tasks.judges.gold.build merge --labels-b labels_b.jsonl --settled settled.jsonl --force
 
 Inputs (JSONL, one object per line):
 
-- ``manifest.jsonl`` (``build_items.py``): every item, without labels;
+- ``manifest.jsonl`` (``build_items``): every item, without labels;
 - ``labels_a.jsonl``: annotator A, every item: ``id, label (yes/no), borderline, reason``;
 - ``labels_b.jsonl`` (optional): the independent second annotator on the
   ``second_pass_ids.txt`` subset: ``id, label`` (``reason``/``borderline`` optional);
@@ -29,13 +29,10 @@ import os
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+from cc_tasks.judges.gold import GOLD_PATH, count_table, read_records
+from cc_tasks.judges.scoring import cohen_kappa
 
-from cc_tasks.judges.gold import GOLD_PATH, count_table, read_records  # noqa: E402
-from cc_tasks.judges.scoring import cohen_kappa  # noqa: E402
-
-TEAM = ROOT / "runs" / "gold"
+TEAM = Path("runs") / "gold"  # relative to the repository root
 FIELDS = (
     "id",
     "row_id",

@@ -2,8 +2,8 @@
 
 Usage (from the repository root, venv active)::
 
-    OMP_NUM_THREADS=1 python demo/gold/make_candidates.py --out runs/gold/runs
-    OMP_NUM_THREADS=1 python demo/gold/make_candidates.py --out DIR --conditions dpo-adapter
+    OMP_NUM_THREADS=1 python -m cc_tasks.judges.gold.build candidates --out runs/gold/runs
+    OMP_NUM_THREADS=1 python -m cc_tasks.judges.gold.build candidates --out DIR --conditions dpo-adapter
 
 Why through ``c2-eval``: the gold set must hold the continuations a judge sees in a real
 run, so each condition is one ordinary ``c2-eval`` call (embedded SmolLM2, hf backend,
@@ -31,9 +31,11 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "c2_eval_pku_saferlhf_test500.jsonl"
-DEFAULT_ADAPTER = ROOT / "runs" / "shared-dpo-smollm2"  # bench_dpo.py --save-adapter
+from cc_tasks.judges.gold import ENV_DATA, SHARED_DATA_HINT
+
+# relative to the repository root, where the usage above runs
+DEFAULT_DATA = Path(SHARED_DATA_HINT)
+DEFAULT_ADAPTER = Path("runs") / "shared-dpo-smollm2"  # bench_dpo.py --save-adapter
 KS = (10, 20, 30, 40, 50, 60, 70, 80)
 
 # Rows of the model-written part: every 12th row of the 500 (row_ids 1, 13, ..., 469; row_id
@@ -147,7 +149,7 @@ def extract(out: Path) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--data", type=Path, default=Path(os.environ.get("C2_EVAL_DATA") or DEFAULT_DATA)
+        "--data", type=Path, default=Path(os.environ.get(ENV_DATA) or DEFAULT_DATA)
     )
     parser.add_argument("--out", type=Path, required=True, help="output folder (outside the repo)")
     parser.add_argument(
