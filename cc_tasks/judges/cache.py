@@ -16,12 +16,19 @@ fixed judge asks again; rows of either kind left by older versions are ignored.
 
 Safe under concurrency: WAL journal, a busy timeout for other processes, and
 one connection per thread (sqlite3 connections must not cross threads).
+
+Disposable: a file that is not a sound SQLite database (truncated, overwritten) is
+found when the cache opens, before any judging (``PRAGMA quick_check``), moved aside
+to ``<file>.corrupt-<n>`` (never over an earlier one) with a one-line warning naming
+it, and replaced by a fresh cache; the run goes on and simply asks again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
 import sqlite3
 import threading
 import time
@@ -29,7 +36,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from cc_tasks.errors import message
+
 from .base import NO, YES, Verdict
+
+log = logging.getLogger(__name__)
 
 CACHE_FILE = "judge-cache.sqlite"
 CACHED_LABELS = (YES, NO)  # what a rerun may reuse; invalid and error are asked again
@@ -73,6 +84,57 @@ def cache_key(
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
+class CorruptCache(sqlite3.DatabaseError):
+    """SQLite opened the file but its integrity check failed."""
+
+
+# SQLite's primary result codes for a damaged file (SQLITE_CORRUPT, SQLITE_NOTADB)
+_CORRUPT_CODES = (11, 26)
+
+
+def is_corruption(err: sqlite3.DatabaseError) -> bool:
+    """Whether ``err`` says the file itself is damaged (not: locked, read-only, disk full)."""
+    if isinstance(err, CorruptCache):
+        return True
+    code = getattr(err, "sqlite_errorcode", None)  # Python >= 3.11
+    if code is not None:
+        return code & 0xFF in _CORRUPT_CODES
+    return not isinstance(err, sqlite3.OperationalError)
+
+
+def set_aside(path: Path) -> Path | None:
+    """Move ``path`` (and its ``-wal``/``-shm`` files) to ``<path>.corrupt-<n>``, the first
+    free ``n``; never replaces a file. None when the file is already gone (another process)."""
+    n = 1
+    while True:
+        target = path.with_name(f"{path.name}.corrupt-{n}")
+        try:
+            os.link(path, target)  # fails when target exists: nothing is ever overwritten
+        except FileExistsError:
+            n += 1
+            continue
+        except FileNotFoundError:
+            return None
+        except OSError:  # no hard links on this file system
+            if os.path.lexists(target):
+                n += 1
+                continue
+            try:
+                os.rename(path, target)
+            except FileNotFoundError:
+                return None
+        else:
+            os.unlink(path)
+        break
+    for suffix in ("-wal", "-shm"):  # a stale WAL must never be replayed into the new file
+        companion = path.with_name(path.name + suffix)
+        if companion.exists() and not os.path.lexists(target.with_name(target.name + suffix)):
+            os.rename(companion, target.with_name(target.name + suffix))
+        elif companion.exists():
+            companion.unlink()
+    return target
+
+
 class JudgeCache:
     """A verdict store in one SQLite file; every method is thread-safe."""
 
@@ -82,10 +144,30 @@ class JudgeCache:
         self._local = threading.local()
         self._lock = threading.Lock()  # serialises writers inside this process
         with self._lock:
-            conn = self._conn()
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(_SCHEMA)
-            conn.commit()
+            try:
+                self._open()
+            except sqlite3.DatabaseError as err:
+                if not is_corruption(err):
+                    raise
+                self.close()
+                aside = set_aside(self.path)
+                log.warning(
+                    "judge cache %s is not a sound SQLite database (%s); %s, starting a fresh one",
+                    self.path,
+                    message(err),
+                    f"moved it to {aside}" if aside else "another process moved it",
+                )
+                self._open()
+
+    def _open(self) -> None:
+        """Open (or create) the store and check it; raises :class:`sqlite3.DatabaseError`."""
+        conn = self._conn()
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(_SCHEMA)
+        conn.commit()
+        problems = conn.execute("PRAGMA quick_check(1)").fetchone()
+        if not problems or problems[0] != "ok":
+            raise CorruptCache(f"quick_check: {problems[0] if problems else 'no answer'}")
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
