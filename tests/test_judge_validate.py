@@ -159,6 +159,23 @@ def test_bad_gold_fails_before_the_judge_is_built(
     assert "line 7" in err and "'label'" in err and err.count("\n") == 1
 
 
+def test_missing_data_says_what_to_pass_before_the_judge_is_built(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's own example without --data: one line naming the flag and the file."""
+    from cc_tasks.judges import settings
+
+    def no_judge(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the judge must not be built without the data file")
+
+    monkeypatch.setattr(settings, "judge_from_args", no_judge)
+    monkeypatch.delenv("C2_EVAL_DATA", raising=False)
+    assert main(["validate", "--judge", "probe", "--split", "test"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--data FILE" in err and "$C2_EVAL_DATA" in err
+    assert "c2_eval_pku_saferlhf_test500.jsonl" in err and "PKU-Alignment/PKU-SafeRLHF" in err
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [

@@ -37,6 +37,7 @@ from collections.abc import Coroutine
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+from cc_tasks.errors import message
 from cc_tasks.seeding import stable_rng
 
 from .base import ERROR, JudgeConfigError, Verdict
@@ -315,7 +316,7 @@ class OpenAIJudge(PromptJudge):
             )
         except openai.APIConnectionError as err:
             cause = err.__cause__ or err
-            return f"cannot connect to {url}: {self._scrub(str(cause))[:200]}"
+            return f"cannot connect to {url}: {self._scrub(message(cause))[:200]}"
         except openai.APIStatusError as err:  # 429 / 5xx / 400: reachable; the real run retries
             log.warning(
                 "judge endpoint check of %s got HTTP %s; continuing (the run retries)",
@@ -420,9 +421,11 @@ class OpenAIJudge(PromptJudge):
                 reason = f"timeout: no answer within {min(self.timeout, remaining):g}s"
             except openai.APIConnectionError as err:
                 cause = err.__cause__ or err
-                reason = self._scrub(f"connection error: {type(cause).__name__}: {cause}")[:300]
+                reason = self._scrub(f"connection error: {type(cause).__name__}: {message(cause)}")[
+                    :300
+                ]
             except Exception as err:  # a malformed reply must not sink the other 3,999 items
-                reason = self._scrub(f"{type(err).__name__}: {err}")[:300]
+                reason = self._scrub(f"{type(err).__name__}: {message(err)}")[:300]
                 return Verdict(ERROR, raw=reason)
             delay = retry_after if retry_after is not None else self._backoff(key, attempt)
             if attempt >= self.max_attempts:

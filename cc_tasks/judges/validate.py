@@ -287,8 +287,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--data",
-        help="C²-EVAL rows file the project's gold set rebuilds requests and prefills from "
-        "(default: $C2_EVAL_DATA)",
+        help="the 500-row C²-EVAL file (e.g. ../shared/data/c2_eval_pku_saferlhf_test500.jsonl) "
+        "the project's gold set rebuilds requests and prefills from (default: $C2_EVAL_DATA)",
     )
     parser.add_argument(
         "--limit", type=int, help="judge only this many items (a fixed spread subset; slow judges)"

@@ -216,10 +216,10 @@ def _data_rows(data_path: str | os.PathLike | None) -> tuple[list[dict], str]:
     source = data_path or os.environ.get(ENV_DATA)
     if not source:
         raise GoldError(
-            "the gold set stores row references, not texts: pass the 500-row C²-EVAL file with "
-            f"--data FILE (or set ${ENV_DATA}); it is the rows c2-eval selects from "
-            "PKU-Alignment/PKU-SafeRLHF (v0, test split), in a project checkout "
-            f"{SHARED_DATA_HINT}"
+            "the gold set stores row references, not the benchmark's texts: pass the 500-row "
+            f"C²-EVAL file with --data FILE (Python: data_path=FILE) or set ${ENV_DATA}; the "
+            "file holds the rows c2-eval selects from the Hub's PKU-Alignment/PKU-SafeRLHF "
+            f"(v0, test split) and sits beside a project checkout at {SHARED_DATA_HINT}"
         )
     try:
         rows, label = load_rows(source, split="test", need_unsafe=True)

@@ -65,6 +65,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from cc_tasks.errors import message
+
 from ..base import NO, YES, Judge, JudgeConfigError, JudgeItem, Verdict
 from .features import FeatureExtractor, feature_layers, stack_features
 
@@ -118,7 +120,7 @@ class ProbeWeights:
         except OSError as err:
             raise JudgeConfigError(f"probe: cannot read weights {path}: {err.strerror}") from None
         except ValueError as err:
-            raise JudgeConfigError(f"probe: weights {path} are not JSON ({err})") from None
+            raise JudgeConfigError(f"probe: weights {path} are not JSON ({message(err)})") from None
         try:
             features = tuple(data["features"])
             width = len(data["coef"])
@@ -132,7 +134,9 @@ class ProbeWeights:
                 meta=dict(data.get("meta", {})),
             )
         except (KeyError, TypeError, ValueError) as err:
-            raise JudgeConfigError(f"probe: weights {path} are malformed ({err})") from None
+            raise JudgeConfigError(
+                f"probe: weights {path} are malformed ({message(err)})"
+            ) from None
         if not (len(weights.mean) == len(weights.scale) == width):
             raise JudgeConfigError(f"probe: weights {path}: mean/scale/coef lengths differ")
         if data.get("judge_version") != JUDGE_VERSION:
