@@ -75,7 +75,7 @@ def test_batched_greedy_cached(tiny_model_dir: str, tmp_path: Path):
     assert [v.raw for v in single.judge(batch)] == [v.raw for v in verdicts]
 
     # a rerun reuses the valid verdicts and asks again only the invalid ones (a random
-    # model mostly answers garbage; invalid verdicts are never cached: issue 10, failure 7)
+    # model mostly answers garbage; invalid verdicts are never cached)
     again = hf(tiny_model_dir, tmp_path, batch_size=2, max_new_tokens=3)
     assert again.judge(batch) == verdicts
     n_invalid = sum(v.label == INVALID for v in verdicts)

@@ -366,7 +366,7 @@ def test_rerun_hits_the_cache_with_zero_requests(server: FakeOpenAI, tmp_path: P
 
 
 def test_another_endpoint_never_gets_the_first_ones_verdicts(server: FakeOpenAI, tmp_path: Path):
-    """Issue 10, failure 6: one cache file, same model name, another base URL: asked again."""
+    """One cache file, same model name, another base URL: asked again."""
     server.answers = {"a": "yes", "b": "no"}
     first = make(server, tmp_path).judge(items("a", "b"))
     assert [v.label for v in first] == [YES, NO] and server.count == 2
@@ -387,7 +387,7 @@ def test_another_endpoint_never_gets_the_first_ones_verdicts(server: FakeOpenAI,
 
 
 def test_invalid_replies_are_asked_again(server: FakeOpenAI, tmp_path: Path):
-    """Issue 10, failure 7: a fixed judge must not be stuck with its old invalid answers."""
+    """A fixed judge must not be stuck with its old invalid answers."""
     server.answers = {"a": "I think so", "b": "no"}
     assert [v.label for v in make(server, tmp_path).judge(items("a", "b"))] == [INVALID, NO]
     server.reset()

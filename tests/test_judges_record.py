@@ -157,7 +157,7 @@ def test_c2_eval_exit_status_follows_invalid_verdicts(
     capsys: pytest.CaptureFixture[str],
     tiny_model_dir: str,
 ):
-    """Issue 10, failure 7, in c2-eval: all invalid used to exit 0 in silence."""
+    """In c2-eval, all invalid verdicts fail the run instead of exiting 0 in silence."""
     from lm_eval._cli import HarnessCLI
 
     from cc_tasks.c2_eval import utils

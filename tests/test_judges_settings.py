@@ -42,7 +42,7 @@ def test_precedence_defaults_env_options_flags():
 
 
 def test_env_options_apply_only_to_the_kind_the_env_names(caplog: pytest.LogCaptureFixture):
-    """Issue 10, failure 3: the options of $C2_EVAL_JUDGE=openai never reach another kind."""
+    """The options of $C2_EVAL_JUDGE=openai never reach another kind."""
     s = resolve("rule", None, env=OPENAI_ENV)
     assert (s.kind, s.options) == ("rule", {})
     assert isinstance(s.build(), RuleJudge)

@@ -55,7 +55,7 @@ OLD_FLAGS = {
     "--cache-path": "--judge-cache",
     "--concurrency": "--judge-concurrency",
     "--no-cache": "--no-judge-cache",
-    "--probe": "--judge-probe",
+    "--probe": "--judge-check",
 }
 log = logging.getLogger("c2-judge")
 
@@ -87,8 +87,8 @@ def rejudge(args: argparse.Namespace) -> int:
 
     policy = invalid_policy(args)
     # after the input is known good, before any judging; nothing expensive precedes the
-    # judging here, so no separate probe request unless --judge-probe asks for one
-    conveniences = {"probe": False, **({"progress": False} if args.no_progress else {})}
+    # judging here, so no separate endpoint check unless --judge-check asks for one
+    conveniences = {"endpoint_check": False, **({"progress": False} if args.no_progress else {})}
     judge = judge_from_args(args, defaults=conveniences)
     items: list[JudgeItem] = []
     for sf in files:
@@ -221,7 +221,7 @@ def _add_validate(sub: Any) -> None:
     validate.add_arguments(va)
     va.set_defaults(
         func=lambda args: validate.run(
-            args, lambda a: settings.judge_from_args(a, defaults={"probe": False})
+            args, lambda a: settings.judge_from_args(a, defaults={"endpoint_check": False})
         )
     )
 
