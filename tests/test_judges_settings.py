@@ -68,6 +68,24 @@ def test_conveniences_are_dropped_for_judges_without_them():
         judge_from_args(parse("--judge", "rule", "--judge-model", "gpt-4o"))
 
 
+def test_the_endpoint_check_flag_and_its_old_name(capsys: pytest.CaptureFixture[str]):
+    """``--judge-check`` sets ``endpoint_check``; ``--judge-probe`` (its old name, easily taken
+    for the probe judge) still works but is hidden."""
+    for flag, value in [("--judge-check", True), ("--no-judge-check", False)]:
+        assert explicit_settings(parse(flag))[1] == {"endpoint_check": value}
+        old = flag.replace("check", "probe")
+        assert explicit_settings(parse(old))[1] == {"endpoint_check": value}
+    parser = argparse.ArgumentParser()
+    add_judge_flags(parser)
+    text = parser.format_help()
+    assert "--judge-check" in text and "--judge-probe" not in text
+    # an old spelling aliased to the old name (c2-judge's --probe) lands on the new option
+    old_alias = parse("--probe", **{"--probe": "--judge-probe"})
+    assert explicit_settings(old_alias)[1] == {"endpoint_check": True}
+    s = resolve("openai", {"probe": False}, defaults={"endpoint_check": True}, env={})
+    assert s.options == {"endpoint_check": False}  # the old option name, renamed in its layer
+
+
 @pytest.mark.parametrize(
     ("kind", "options", "source", "message"),
     [
@@ -128,7 +146,7 @@ def test_every_cli_has_the_same_judge_flags(monkeypatch: pytest.MonkeyPatch, tmp
         ["--out", str(tmp_path), "--gate-judge", "rule", "--gate-judge-options", "{}"]
     )
     assert (args.judge, args.judge_options) == ("rule", "{}")
-    # failure 3 for the gate: the environment's openai options do not reach --judge rule
+    # for the gate too: the environment's openai options do not reach --judge rule
     monkeypatch.setenv(ENV_KIND, "openai")
     monkeypatch.setenv(ENV_OPTIONS, json.dumps({"model": "gpt-4o"}))
     gate = _judge(args)
