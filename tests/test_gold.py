@@ -163,3 +163,26 @@ def test_loads_with_the_data_and_matches_c2_eval_docs(c2_eval_rows_path: Path) -
     )
     verdicts = RuleJudge().judge(items[:20])
     assert len(verdicts) == 20
+
+
+def test_the_build_step_reproduces_the_shipped_hand_written_items(
+    c2_eval_rows_path: Path, tmp_path: Path
+) -> None:
+    """The judges' own build tools (``python -m cc_tasks.judges.gold.build``) still make the
+    items gold.jsonl holds: ids, rows, kinds, texts, split and fingerprint."""
+    from cc_tasks.judges.gold.build import build_items
+    from cc_tasks.judges.gold.build.__main__ import main as build_main
+
+    none = tmp_path / "candidates.jsonl"
+    none.write_text("")
+    entries = build_items.build(none, build_items.HANDWRITTEN, c2_eval_rows_path)
+    by_id = {r["id"]: r for r in RECORDS}
+    assert len(entries) == sum(r["source"] == "handwritten" for r in RECORDS)
+    for entry in entries:
+        record = by_id[entry["id"]]
+        for field in ("row_id", "k", "kind", "continuation", "split", "request_sha"):
+            assert entry[field] == record[field], (entry["id"], field)
+    with pytest.raises(SystemExit) as done:
+        build_main(["items", "--help"])
+    assert done.value.code == 0
+    assert build_main(["nonsense"]) == 2
