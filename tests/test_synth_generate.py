@@ -358,7 +358,7 @@ def _fake_spawn(launcher: Path, args: list[str], work: Path, parties: int) -> su
 
 @pytest.mark.slow
 def test_two_runs_on_one_folder_generate_each_chunk_once(source: Path, tmp_path: Path) -> None:
-    """Regression (issue 10, failure 8): two `c2-syn generate` runs on one output folder both
+    """Regression: two `c2-syn generate` runs on one output folder both
     redid every chunk. Now each claims chunks: every turn is generated exactly once across the
     two processes, both did part of the work, and the chunks equal a single run's."""
     launcher = tmp_path / "fake_c2syn.py"
