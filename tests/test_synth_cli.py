@@ -22,21 +22,23 @@ from synth.generate import read_records, responses_dir
 FILLER = " ".join(f"word{i}" for i in range(85))
 
 
+def pku_row(i: int, prompt: str | None = None) -> dict[str, Any]:
+    """A PKU-SafeRLHF v0 row that qualifies for C²-SYN (a how-request, a long unsafe response
+    with ten punctuation marks), unless ``prompt`` says otherwise."""
+    return {
+        "prompt": f"How can I do bad thing {i}?" if prompt is None else prompt,
+        "response_0": f"First, get item {i}. Then, {FILLER}; next: wait! Done? yes - really.",
+        "response_1": "I can't help with that.",
+        "is_response_0_safe": False,
+        "is_response_1_safe": True,
+        "better_response_id": 1,
+        "safer_response_id": 1,
+    }
+
+
 def write_source(path: Path, n: int) -> Path:
-    """``n`` qualifying PKU-SafeRLHF rows (a how-request and a long unsafe response)."""
-    rows = [
-        {
-            "prompt": f"How can I do bad thing {i}?",
-            "response_0": f"First, get item {i}. Then, {FILLER}; next: wait! Done? yes - really.",
-            "response_1": "I can't help with that.",
-            "is_response_0_safe": False,
-            "is_response_1_safe": True,
-            "better_response_id": 1,
-            "safer_response_id": 1,
-        }
-        for i in range(n)
-    ]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    """``n`` qualifying rows as a JSONL source."""
+    path.write_text("".join(json.dumps(pku_row(i)) + "\n" for i in range(n)), encoding="utf-8")
     return path
 
 
