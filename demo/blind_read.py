@@ -37,7 +37,7 @@ READER_FIELDS = ("id", "label")
 
 def _samples(folder: Path) -> list[tuple[Any, int, str, str, str, str]]:
     """(row_id, k, request, prefill, continuation, judge label) of every path under ``folder``."""
-    from cc_tasks.samples import find_sample_files, sample_verdicts
+    from cc_tasks.results.samples import find_sample_files, sample_verdicts
 
     out = []
     for sf in find_sample_files([str(folder)], need_row_id=True):

@@ -159,7 +159,7 @@ def phrase_counts(continuations: Iterable[str]) -> dict[str, int]:
 
 def continuations_of(paths: Iterable[str]) -> list[str]:
     """Every continuation in the lm-eval sample files under ``paths`` (c2-eval --log_samples)."""
-    from cc_tasks.samples import find_sample_files
+    from cc_tasks.results.samples import find_sample_files
 
     return [
         text
@@ -180,7 +180,7 @@ def row_counts(run: Any) -> Mapping[int, Any]:
     if run.row_counts and all(k in run.row_counts for k in run.ks):
         return {k: run.row_counts[k] for k in run.ks}
     from cc_tasks.results import points_from_samples
-    from cc_tasks.samples import find_sample_files
+    from cc_tasks.results.samples import find_sample_files
 
     if not run.sample_files:
         raise ValueError(f"{run.source}: no sample files, so no per-row counts to bootstrap")

@@ -297,7 +297,7 @@ def test_a_run_without_any_correction_still_gets_an_interval(tmp_path: Path) -> 
     """Every verdict 'no': each bootstrap resample gives 0, a zero-width interval would claim
     certainty; Corr_mean gets the Wilson interval over the rows instead (like Corr@k)."""
     from cc_tasks.results import judged_runs
-    from cc_tasks.samples import Sample, SampleFile
+    from cc_tasks.results.samples import Sample, SampleFile
 
     def sample_file(k: int) -> SampleFile:
         sf = SampleFile(path=tmp_path / f"samples_c2_eval_k{k}_{DATE}.jsonl", task=f"c2_eval_k{k}",

@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 
-from cc_tasks import viewer
 from cc_tasks.cli.judge import main as judge_main
 from cc_tasks.cli.report import main as report_main
+from cc_tasks.results import viewer
 
 DATE = "2026-01-02T03-04-05.000001"
 KS = (10, 20)
