@@ -220,7 +220,7 @@ class WordJudge(Judge):
 def test_rule_run_and_its_c2_judge_rejudgment_in_one_table_and_plot(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Regression (issue 10, failure 2): c2-report could not read c2-judge's corr.json
+    """c2-report once could not read c2-judge's corr.json
     ("no 'results' object"); now both tools share cc_tasks.results."""
     from cc_tasks.cli.judge import main as c2_judge
 
