@@ -473,3 +473,22 @@ def test_agree_accepts_a_complete_output_folder(
     out = _rule_output(samples_dir, tmp_path, monkeypatch)
     assert main(["agree", str(samples_dir), str(out)]) == 0
     assert "| overall | 8 | 8 |" in capsys.readouterr().out  # every path of both sets matched
+
+
+def test_a_corr_json_kept_on_its_own_is_still_a_report(
+    samples_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+):
+    """Only a partial set of sample files is refused: corr.json alone (moved or archived
+    without its samples) still reads as the summary it is."""
+    from cc_tasks.cli.report import main as report_main
+
+    out = _rule_output(samples_dir, tmp_path, monkeypatch)
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "corr.json").write_bytes((out / "corr.json").read_bytes())
+    capsys.readouterr()
+    assert report_main([str(kept)]) == 0
+    assert "| tiny-model [rule] ⚠ partial | rule |" in capsys.readouterr().out

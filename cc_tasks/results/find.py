@@ -57,17 +57,18 @@ def require_complete_output(folder: Path) -> None:
     """Refuse a ``c2-judge -o`` folder that a run left half written (a full disk, a kill).
 
     ``c2-judge rejudge`` writes its sample files first and ``corr.json`` last, so a folder
-    with re-judged sample files but no ``corr.json`` above them, or whose ``corr.json`` lists
-    sample files that are not there, is incomplete: ``c2-report`` and ``c2-judge agree``
-    would otherwise count a fraction of the paths as if it were the run.
+    with re-judged sample files but no ``corr.json`` above them, or with only some of the
+    sample files its ``corr.json`` lists, is incomplete: ``c2-report`` and ``c2-judge agree``
+    would otherwise count a fraction of the paths as if it were the run. A ``corr.json``
+    kept without any of its sample files is a summary, and is read as one.
     """
     for corr in sorted(folder.rglob("corr.json")):
         listed, missing = _listed_samples(corr)
-        if missing:
+        if missing and len(missing) < len(listed):  # none there: a corr.json kept on its own
             raise ReportError(
                 f"{folder}: incomplete c2-judge output: {len(missing)} of the {len(listed)} "
                 f"sample files that {corr.name} lists are missing (first: {missing[0]}); "
-                "rerun c2-judge rejudge"
+                "rerun c2-judge rejudge with --overwrite"
             )
     orphans = [
         p
@@ -77,8 +78,9 @@ def require_complete_output(folder: Path) -> None:
     if orphans:
         noun = "file" if len(orphans) == 1 else "files"
         raise ReportError(
-            f"{folder}: incomplete c2-judge output: no corr.json beside its {len(orphans)} "
-            f"re-judged sample {noun} (c2-judge writes it last); rerun c2-judge rejudge"
+            f"{folder}: incomplete c2-judge output: {len(orphans)} re-judged sample {noun} but "
+            "no corr.json (c2-judge writes it last: was the run cut short?); "
+            "rerun c2-judge rejudge with --overwrite"
         )
 
 
