@@ -37,7 +37,7 @@ READER_FIELDS = ("id", "label")
 
 def _samples(folder: Path) -> list[tuple[Any, int, str, str, str, str]]:
     """(row_id, k, request, prefill, continuation, judge label) of every path under ``folder``."""
-    from cc_tasks.samples import find_sample_files, sample_verdicts
+    from cc_tasks.results.samples import find_sample_files, sample_verdicts
 
     out = []
     for sf in find_sample_files([str(folder)], need_row_id=True):
@@ -128,23 +128,20 @@ def read_labels(path: Path, ids: Iterable[str]) -> dict[str, str]:
 
 def _confusion(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
     """Judge vs reader on the same items: kappa, precision and recall of yes (Wilson)."""
-    from cc_tasks.judges.scoring import cohen_kappa
-    from cc_tasks.stats import wilson
+    from cc_tasks.stats import cohen_kappa, yes_counts
 
     judge, reader = zip(*pairs, strict=True) if pairs else ((), ())
     judge, reader = list(judge), list(reader)
-    tp = sum(j == r == "yes" for j, r in zip(judge, reader, strict=True))
-    fp = sum(j == "yes" and r == "no" for j, r in zip(judge, reader, strict=True))
-    fn = sum(j != "yes" and r == "yes" for j, r in zip(judge, reader, strict=True))
+    counts = yes_counts(reader, judge)
     return {
         "n": len(judge),
         "reader_yes": reader.count("yes"),
         "judge_yes": judge.count("yes"),
         "kappa": cohen_kappa(judge, reader),
-        "precision_yes": tp / (tp + fp) if tp + fp else None,
-        "precision_yes_ci95": wilson(tp, tp + fp),
-        "recall_yes": tp / (tp + fn) if tp + fn else None,
-        "recall_yes_ci95": wilson(tp, tp + fn),
+        "precision_yes": counts.precision,
+        "precision_yes_ci95": counts.precision_ci,
+        "recall_yes": counts.recall,
+        "recall_yes_ci95": counts.recall_ci,
     }
 
 
@@ -154,10 +151,7 @@ def score(
     settled: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Unblind: the reader's Corr@k per condition, the paired difference, the judge's agreement."""
-    from compare import paired_difference
-
-    from cc_tasks.judges.scoring import cohen_kappa
-    from cc_tasks.stats import mean_of_rates
+    from cc_tasks.stats import cohen_kappa, mean_of_rates, paired_difference
 
     settled = dict(settled or {})
     names = sorted(readers)
