@@ -61,7 +61,7 @@ class Sizes:
     syn_requests: int  # C²-SYN requests (x 15 pairs before the gate)
     syn_max_new_tokens: int
     syn_decoding: str
-    syn_openers: str  # c2-syn --openers: random (method section 3.3, docs/method.md), shared or none
+    syn_openers: str  # c2-syn --openers: random (method section 3.3), shared or none
     train_epochs: float  # passes over the kept requests (one is held out for eval_loss) ...
     train_max_steps: (
         int  # ... but at most this many steps (bounds the time whatever the gate keeps)
