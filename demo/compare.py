@@ -12,7 +12,7 @@ counts twice, k without a valid path in a draw are skipped).
 Also here: the share of empty or degenerate continuations (:func:`degenerate`), a check that
 training did not buy its Corr@k by breaking the model's text, and :func:`phrase_counts`, two
 reading aids fixed before the runs they describe: how many continuations echo an affirmative
-opener (what the 09:13 adapter learned) and how many contain one of C²-SYN's corrective triggers
+opener (what an earlier adapter learned; experiments/demo-notes.md) and how many contain one of C²-SYN's corrective triggers
 (what the pairs teach, word for word).
 """
 
