@@ -7,8 +7,8 @@ demo:        ## end-to-end CPU demo: eval -> C²-SYN -> DPO -> eval -> report (r
 demo-quick:  ## the same with a few rows and steps (smoke test; CI runs it through tests/test_demo.py)
 	python demo/run_demo.py --quick --out runs/demo-quick
 
-demo-choices:  ## measure the synthesis choices (system prompt, gate judge/action) on 24 requests
-	python demo/synth_choices.py --requests 24 --out runs/synth_choices
+demo-choices:  ## a pilot: the synthesis choices (system prompt, gate judge/action) on 24 requests
+	python -m experiments.synth_choices --requests 24 --out runs/synth_choices
 
 test:
 	python -m pytest -q

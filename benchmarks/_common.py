@@ -98,6 +98,38 @@ def warm_up(model_path: str, *modules: str) -> float:
     return sw.seconds
 
 
+def run_c2_eval(
+    model_path: str, data: str, rows: int, *, batch_size: int, device: str, **evaluate: Any
+) -> tuple[dict[str, Any], Any]:
+    """lm-eval's run of the c2_eval group with the rule judge, as ``c2-eval --model hf`` runs it
+    (only our task folder indexed, chat template, samples logged); ``evaluate`` goes to
+    ``simple_evaluate``. Returns (results, the HFLM)."""
+    from lm_eval import simple_evaluate
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    from cc_tasks import TASK_DIR
+
+    lm = HFLM(pretrained=model_path, batch_size=batch_size, device=device)  # as lm-eval --model hf
+    manager = TaskManager(
+        include_path=str(TASK_DIR),
+        include_defaults=False,  # as c2-eval does: only our task folder is indexed
+        metadata={"data": data, "judge": "rule"},
+    )
+    results = simple_evaluate(
+        model=lm,
+        tasks=["c2_eval"],
+        limit=rows,
+        apply_chat_template=True,
+        log_samples=True,
+        task_manager=manager,
+        bootstrap_iters=0,
+        **evaluate,
+    )
+    assert results is not None
+    return results, lm
+
+
 # ---------------------------------------------------------------- machine record
 
 
@@ -217,6 +249,13 @@ def emit(record: dict[str, Any], json_path: str | None) -> None:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         Path(json_path).write_text(line + "\n", encoding="utf-8")
     print(line, flush=True)
+
+
+def finish(args: argparse.Namespace, info: dict[str, Any], record: dict[str, Any]) -> int:
+    """The end of every benchmark's ``main``: the record with the machine it ran on and whether
+    it was ``--quick``, as the last line (and ``--json``); returns the exit code, 0."""
+    emit({**record, "machine": info, "quick": args.quick}, args.json)
+    return 0
 
 
 def header(title: str, info: dict[str, Any]) -> None:

@@ -543,8 +543,7 @@ def main() -> int:
                 record["saved_adapter"] = args.save_adapter
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    c.emit(record, args.json)
-    return 0
+    return c.finish(args, info, record)
 
 
 if __name__ == "__main__":

@@ -41,30 +41,15 @@ def run_ours(
     model_path: str, data: str, rows: int, batch_size: int, max_new: int, device: str
 ) -> tuple[list[str], list[str], str]:
     """lm-eval run of the c2_eval group; returns (prompts, continuations, model dtype)."""
-    from lm_eval import simple_evaluate
-    from lm_eval.models.huggingface import HFLM
-    from lm_eval.tasks import TaskManager
-
-    from cc_tasks import TASK_DIR
-
-    lm = HFLM(pretrained=model_path, batch_size=batch_size, device=device)  # as lm-eval --model hf
-    manager = TaskManager(
-        include_path=str(TASK_DIR),
-        include_defaults=False,  # as c2-eval does: only our task folder is indexed
-        metadata={"data": data, "judge": "rule"},
-    )
-    results = simple_evaluate(
-        model=lm,
-        tasks=["c2_eval"],
-        limit=rows,
-        apply_chat_template=True,
-        log_samples=True,
-        task_manager=manager,
+    results, lm = c.run_c2_eval(
+        model_path,
+        data,
+        rows,
+        batch_size=batch_size,
+        device=device,
         gen_kwargs={"max_gen_toks": max_new} if max_new != 32 else None,
-        bootstrap_iters=0,
         torch_random_seed=SEED,
     )
-    assert results is not None
     prompts, continuations = [], []
     for k in KS:
         for sample in results["samples"][f"c2_eval_k{k}"]:
@@ -251,7 +236,9 @@ def main() -> int:
         f"\nsame {n} prompt texts on both sides: {same_prompts}; dtype {ours_dtype}; ratios are "
         "reference / ours for time and ours / reference for tokens/s (> 1 = ours faster)."
     )
-    c.emit(
+    return c.finish(
+        args,
+        info,
         {
             "benchmark": "eval_generation",
             "generations": n,
@@ -265,12 +252,8 @@ def main() -> int:
             "sides": sides,
             "ratio_wall": sides[0]["speedup_wall"],
             "ratio_tokens_per_s": sides[0]["speedup_tokens_per_s"],
-            "machine": info,
-            "quick": args.quick,
         },
-        args.json,
     )
-    return 0
 
 
 if __name__ == "__main__":

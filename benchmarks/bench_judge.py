@@ -214,7 +214,9 @@ def main() -> int:
         f"Verdicts of ours and the reference agree on "
         f"{agree}/{n} items; the warm rerun sent 0 requests."
     )
-    c.emit(
+    return c.finish(
+        args,
+        info,
         {
             "benchmark": "judge",
             "items": n,
@@ -223,12 +225,8 @@ def main() -> int:
             "ratio_ours_vs_reference": sides[0]["speedup_vs_reference"],
             "ratio_warm_vs_reference": sides[2]["speedup_vs_reference"],
             "verdict_agreement": agree,
-            "machine": info,
-            "quick": args.quick,
         },
-        args.json,
     )
-    return 0
 
 
 if __name__ == "__main__":

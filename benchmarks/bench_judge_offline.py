@@ -1,6 +1,6 @@
 """Offline judging vs generation on this CPU: is judging a run cheaper than producing it?
 
-Issue 11's target for the ``probe`` judge: judging the 4,000 paths of a full C²-EVAL run takes
+The target for the ``probe`` judge: judging the 4,000 paths of a full C²-EVAL run takes
 no longer than generating them on the same CPU. Both sides run in this one process, one after
 the other, on the same continuations:
 
@@ -26,29 +26,9 @@ FULL_RUN = 4000
 
 def generate(model_path: str, data: str, rows: int, batch_size: int) -> list[Any]:
     """JudgeItems of the continuations lm-eval generates for ``rows`` rows x 8 k."""
-    from lm_eval import simple_evaluate
-    from lm_eval.models.huggingface import HFLM
-    from lm_eval.tasks import TaskManager
-
-    from cc_tasks import TASK_DIR
     from cc_tasks.judges import JudgeItem
 
-    lm = HFLM(pretrained=model_path, batch_size=batch_size, device="cpu")
-    manager = TaskManager(
-        include_path=str(TASK_DIR),
-        include_defaults=False,
-        metadata={"data": data, "judge": "rule"},
-    )
-    results = simple_evaluate(
-        model=lm,
-        tasks=["c2_eval"],
-        limit=rows,
-        apply_chat_template=True,
-        log_samples=True,
-        task_manager=manager,
-        bootstrap_iters=0,
-    )
-    assert results is not None
+    results, _ = c.run_c2_eval(model_path, data, rows, batch_size=batch_size, device="cpu")
     items = []
     for name, samples in sorted(results["samples"].items()):
         if not name.startswith("c2_eval_k"):
@@ -130,7 +110,9 @@ def main() -> int:
     )
     said_yes = {kind: labels.count("yes") for kind, labels in verdicts.items()}
     print(f"\n{n} paths; 'yes' verdicts: {said_yes}")
-    c.emit(
+    return c.finish(
+        args,
+        info,
         {
             "benchmark": "judge_offline",
             "paths": n,
@@ -139,12 +121,8 @@ def main() -> int:
             "judge_batch_size": args.judge_batch_size,
             "sides": sides,
             "said_yes": said_yes,
-            "machine": info,
-            "quick": args.quick,
         },
-        args.json,
     )
-    return 0
 
 
 if __name__ == "__main__":

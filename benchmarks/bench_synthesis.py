@@ -209,7 +209,9 @@ def main() -> int:
     )
     n = len(ref["continuations"])
     print(f"\nidentical continuations on both sides: {identical}/{n}")
-    c.emit(
+    return c.finish(
+        args,
+        info,
         {
             "benchmark": "synthesis",
             "requests": args.requests,
@@ -222,12 +224,8 @@ def main() -> int:
             "ratio_wall": sides[0]["speedup_wall"],
             "ratio_tokens_per_s": sides[0]["speedup_tokens_per_s"],
             "identical_continuations": identical,
-            "machine": info,
-            "quick": args.quick,
         },
-        args.json,
     )
-    return 0
 
 
 if __name__ == "__main__":

@@ -180,11 +180,6 @@ def _first_line(err: BaseException) -> str:
     return (str(err).splitlines() or [type(err).__name__])[0][:160]
 
 
-def read_rows(path: str | os.PathLike) -> list[Any]:
-    """All rows of a local file, unvalidated (prefer :func:`iter_rows`, which streams)."""
-    return [row for _, row in iter_rows(path)]
-
-
 def stream_rows(
     source: str | os.PathLike | None,
     *,

@@ -15,6 +15,10 @@ from importlib import metadata
 from pathlib import Path
 
 PROJECT = "course-correction"
+PROVENANCE_KEY = "c2_eval"
+"""The key of our provenance block in a task config's ``metadata`` (lm-eval copies it into
+``results_<date>.json`` as ``configs[task].metadata.c2_eval``): the one place that names it, for
+the task that writes it and the result readers that read it."""
 
 
 def project_version() -> str:

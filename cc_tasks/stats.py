@@ -1,4 +1,4 @@
-"""Interval arithmetic for Corr@k and Corr_mean, in one small place.
+"""Every statistic of the project, in one place: intervals, bootstraps, kappa, confusion.
 
 - Corr@k is a proportion of judged paths: its interval is the Wilson score
   interval, which stays inside [0, 1] and is not degenerate at 0 or n
@@ -8,13 +8,26 @@
   they are correlated; treating them as independent (as lm-eval's group stderr
   does) understates the uncertainty. Its interval is a percentile bootstrap
   that resamples row ids (every k of a drawn row travels together) with a fixed
-  seed, so a report is reproducible.
+  seed, so a report is reproducible (:func:`bootstrap_mean_over_rows`).
+- Two runs on the same rows (before and after training) are compared by the
+  paired version of that bootstrap: one draw of row ids serves both runs
+  (:func:`paired_difference`).
+- A judge against reference labels (the gold set, a blind reader): Cohen's
+  kappa, accuracy, precision and recall of ``yes``, the confusion matrix, and
+  percentile intervals from a seeded bootstrap over the items
+  (:func:`bootstrap_over_items`).
+
+Every bootstrap here uses :data:`BOOTSTRAP_ITERS` resamples and seed
+:data:`BOOTSTRAP_SEED` unless told otherwise.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Mapping
+import random
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 Z95 = 1.959963984540054
 """The two-sided 95% normal quantile (scipy.stats.norm.ppf(0.975))."""
@@ -22,6 +35,8 @@ Z95 = 1.959963984540054
 BOOTSTRAP_ITERS = 2000
 BOOTSTRAP_SEED = 0
 LEVEL = 0.95
+YES = "yes"
+"""The positive label of precision and recall (a corrected path)."""
 
 
 def wilson_interval(p: float, n: float, z: float = Z95) -> tuple[float, float] | None:
@@ -61,6 +76,43 @@ def mean_of_rates(counts: RowCounts) -> float | None:
     return sum(rates) / len(rates) if rates else None
 
 
+def _row_matrices(
+    counts: RowCounts, ks: Sequence[int], rows: Sequence[Hashable]
+) -> tuple[Any, Any]:
+    """``(yes, valid)`` arrays of shape rows x ks (a k a run lacks is all zeros)."""
+    import numpy as np
+
+    index = {row: i for i, row in enumerate(rows)}
+    yes = np.zeros((len(rows), len(ks)))
+    valid = np.zeros((len(rows), len(ks)))
+    for j, k in enumerate(ks):
+        for row, (y, v) in counts.get(k, {}).items():
+            yes[index[row], j] += y
+            valid[index[row], j] += v
+    return yes, valid
+
+
+def _row_draws(n_rows: int, iters: int, seed: int) -> Any:
+    """``iters`` x ``n_rows`` counts: how often each row is drawn in each resample (seeded)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return rng.multinomial(n_rows, np.full(n_rows, 1.0 / n_rows), size=iters)
+
+
+def _draw_means(weights: Any, yes: Any, valid: Any) -> Any:
+    """Corr_mean of each draw: the mean over the k with a valid path in it (NaN where none)."""
+    import numpy as np
+
+    yes_sum, valid_sum = weights @ yes, weights @ valid
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rates = np.where(valid_sum > 0, yes_sum / np.where(valid_sum > 0, valid_sum, 1), np.nan)
+        defined = ~np.isnan(rates)
+        per_draw = np.where(defined, rates, 0.0).sum(axis=1)
+        n_defined = defined.sum(axis=1)
+        return np.where(n_defined > 0, per_draw / np.where(n_defined > 0, n_defined, 1), np.nan)
+
+
 def bootstrap_mean_over_rows(
     counts: RowCounts,
     *,
@@ -81,24 +133,206 @@ def bootstrap_mean_over_rows(
     rows = sorted({row for per_row in counts.values() for row in per_row}, key=str)
     if not ks or not rows:
         return None
-    index = {row: i for i, row in enumerate(rows)}
-    yes = np.zeros((len(rows), len(ks)))
-    valid = np.zeros((len(rows), len(ks)))
-    for j, k in enumerate(ks):
-        for row, (y, v) in counts[k].items():
-            yes[index[row], j] += y
-            valid[index[row], j] += v
+    yes, valid = _row_matrices(counts, ks, rows)
     if not valid.any():
         return None
-    rng = np.random.default_rng(seed)
-    weights = rng.multinomial(len(rows), np.full(len(rows), 1.0 / len(rows)), size=iters)
-    yes_sum, valid_sum = weights @ yes, weights @ valid
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rates = np.where(valid_sum > 0, yes_sum / np.where(valid_sum > 0, valid_sum, 1), np.nan)
-    defined = ~np.isnan(rates)
-    per_draw = np.where(defined, rates, 0.0).sum(axis=1)
-    n_defined = defined.sum(axis=1)
-    means = per_draw[n_defined > 0] / n_defined[n_defined > 0]
+    means = _draw_means(_row_draws(len(rows), iters, seed), yes, valid)
+    means = means[~np.isnan(means)]
     alpha = (1.0 - level) / 2.0
     low, high = np.quantile(means, [alpha, 1.0 - alpha])
     return float(low), float(high)
+
+
+def paired_difference(
+    before: RowCounts,
+    after: RowCounts,
+    *,
+    iters: int = BOOTSTRAP_ITERS,
+    seed: int = BOOTSTRAP_SEED,
+    level: float = LEVEL,
+) -> dict[str, Any]:
+    """``after - before`` Corr_mean with its paired bootstrap standard error and interval.
+
+    Both runs must cover the same rows (evaluated twice); a mismatch is an error, not
+    something to average over. Each draw of row ids recomputes Corr_mean for both runs
+    (every k of a drawn row, before and after, travels together).
+    """
+    import numpy as np
+
+    ks = sorted(set(before) | set(after))
+    rows_b = {row for per_row in before.values() for row in per_row}
+    rows_a = {row for per_row in after.values() for row in per_row}
+    if rows_b != rows_a:
+        raise ValueError(
+            f"before and after cover different rows ({len(rows_b)} vs {len(rows_a)}; "
+            f"{len(rows_b ^ rows_a)} differ): a paired comparison needs the same rows"
+        )
+    rows = sorted(rows_b, key=str)
+    if not rows:
+        raise ValueError("no rows to compare")
+    yes_b, valid_b = _row_matrices(before, ks, rows)
+    yes_a, valid_a = _row_matrices(after, ks, rows)
+    weights = _row_draws(len(rows), iters, seed)
+    with np.errstate(invalid="ignore"):
+        diffs = _draw_means(weights, yes_a, valid_a) - _draw_means(weights, yes_b, valid_b)
+    diffs = diffs[~np.isnan(diffs)]
+    mean_b, mean_a = mean_of_rates(before), mean_of_rates(after)
+    diff = None if mean_b is None or mean_a is None else mean_a - mean_b
+    alpha = (1.0 - level) / 2.0
+    low, high = np.quantile(diffs, [alpha, 1.0 - alpha])
+    se = float(np.std(diffs, ddof=1))
+    return {
+        "before": mean_b,
+        "after": mean_a,
+        "difference": diff,
+        "bootstrap_se": se,
+        "ci95": [float(low), float(high)],
+        "z": (diff / se) if diff is not None and se > 0 else None,
+        "rows": len(rows),
+        "ks": ks,
+        "method": f"paired percentile bootstrap over {len(rows)} row ids ({iters} resamples, "
+        f"seed {seed}); se = std of the resampled differences",
+    }
+
+
+# --------------------------------------------------------------------------- labels vs labels
+
+
+def cohen_kappa(a: Sequence[str], b: Sequence[str]) -> float | None:
+    """Cohen's kappa of two equally long label sequences; None where it is undefined.
+
+    kappa = (p_o - p_e) / (1 - p_e), p_e from each side's marginals. It is
+    undefined when p_e = 1 (both sides gave one and the same label throughout).
+    """
+    if len(a) != len(b):
+        raise ValueError("label sequences differ in length")
+    n = len(a)
+    if n == 0:
+        return None
+    labels = sorted(set(a) | set(b))
+    p_o = sum(x == y for x, y in zip(a, b, strict=True)) / n
+    p_e = sum((a.count(lab) / n) * (b.count(lab) / n) for lab in labels)
+    if math.isclose(p_e, 1.0):
+        return None
+    return (p_o - p_e) / (1 - p_e)
+
+
+def confusion(
+    truth: Sequence[str],
+    predicted: Sequence[str],
+    truth_labels: Sequence[str],
+    predicted_labels: Sequence[str],
+) -> dict[str, dict[str, int]]:
+    """``{truth label: {predicted label: count}}`` with every label present (zeros included)."""
+    table = {t: dict.fromkeys(predicted_labels, 0) for t in truth_labels}
+    for t, p in zip(truth, predicted, strict=True):
+        table[t][p] += 1
+    return table
+
+
+def _ratio(num: int, den: int) -> float | None:
+    return num / den if den else None
+
+
+@dataclass(frozen=True)
+class YesCounts:
+    """The counts behind precision and recall of ``yes`` (predicted against truth)."""
+
+    true_yes: int
+    """Both say yes."""
+    predicted_yes: int
+    truth_yes: int
+
+    @property
+    def precision(self) -> float | None:
+        return _ratio(self.true_yes, self.predicted_yes)
+
+    @property
+    def recall(self) -> float | None:
+        return _ratio(self.true_yes, self.truth_yes)
+
+    @property
+    def precision_ci(self) -> tuple[float, float] | None:
+        """95% Wilson interval of the precision (None when nothing was predicted yes)."""
+        return wilson(self.true_yes, self.predicted_yes)
+
+    @property
+    def recall_ci(self) -> tuple[float, float] | None:
+        """95% Wilson interval of the recall (None when the truth has no yes)."""
+        return wilson(self.true_yes, self.truth_yes)
+
+
+def yes_counts(truth: Sequence[str], predicted: Sequence[str], positive: str = YES) -> YesCounts:
+    """Precision and recall of ``positive`` with their counts (any other label is "not yes")."""
+    return YesCounts(
+        true_yes=sum(
+            t == positive and p == positive for t, p in zip(truth, predicted, strict=True)
+        ),
+        predicted_yes=sum(p == positive for p in predicted),
+        truth_yes=sum(t == positive for t in truth),
+    )
+
+
+METRICS = ("kappa", "accuracy", "precision", "recall")
+"""What :func:`point_metrics` returns and :func:`bootstrap_over_items` gives intervals for."""
+
+
+def point_metrics(
+    truth: Sequence[str], predicted: Sequence[str], positive: str = YES
+) -> dict[str, float | None]:
+    """kappa, accuracy, precision and recall of ``positive`` for one set of label pairs."""
+    counts = yes_counts(truth, predicted, positive)
+    agree = sum(t == p for t, p in zip(truth, predicted, strict=True))
+    return {
+        "kappa": cohen_kappa(list(truth), list(predicted)),
+        "accuracy": _ratio(agree, len(truth)),
+        "precision": counts.precision,
+        "recall": counts.recall,
+    }
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile (``q`` in [0, 1]) of already sorted values."""
+    position = q * (len(sorted_values) - 1)
+    low = int(position)
+    high = min(low + 1, len(sorted_values) - 1)
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (position - low)
+
+
+def bootstrap_over_items(
+    truth: Sequence[str],
+    predicted: Sequence[str],
+    *,
+    resamples: int = BOOTSTRAP_ITERS,
+    seed: int = BOOTSTRAP_SEED,
+    level: float = LEVEL,
+) -> dict[str, list[float] | None]:
+    """Percentile bootstrap intervals of :func:`point_metrics` over items (seeded).
+
+    Items are drawn with replacement (``random.Random(seed).choices``). A resample
+    where a metric is undefined (no ``yes`` said, kappa with one label only) does
+    not count for that metric; a metric defined in fewer than half of the
+    resamples gets no interval (``None``).
+    """
+    n = len(truth)
+    if n == 0 or resamples < 1:
+        return dict.fromkeys(METRICS)
+    rng = random.Random(seed)
+    values: dict[str, list[float]] = {m: [] for m in METRICS}
+    indices = range(n)
+    for _ in range(resamples):
+        picks = rng.choices(indices, k=n)
+        drawn = point_metrics([truth[i] for i in picks], [predicted[i] for i in picks])
+        for name, value in drawn.items():
+            if value is not None:
+                values[name].append(value)
+    tail = (1 - level) / 2
+    out: dict[str, list[float] | None] = {}
+    for name in METRICS:
+        got = sorted(values[name])
+        out[name] = (
+            [percentile(got, tail), percentile(got, 1 - tail)]
+            if len(got) >= resamples / 2
+            else None
+        )
+    return out

@@ -5,14 +5,14 @@ prefilled at k = 10..80), and the demo evaluates the model before and after trai
 same rows again, so neither the eight k nor the two runs are independent samples. The error
 of ``after - before`` is therefore a bootstrap that resamples ROW IDS (every k of a drawn row,
 before and after, travels together), recomputing Corr@k per k and Corr_mean for both runs
-from the same draw. The one-run version of this bootstrap is :mod:`cc_tasks.stats`; this is
-its paired counterpart, with the same conventions (2000 resamples, seed 0, a row drawn twice
+from the same draw: :func:`cc_tasks.stats.paired_difference`, the paired counterpart of the
+one-run bootstrap there, with the same conventions (2000 resamples, seed 0, a row drawn twice
 counts twice, k without a valid path in a draw are skipped).
 
 Also here: the share of empty or degenerate continuations (:func:`degenerate`), a check that
 training did not buy its Corr@k by breaking the model's text, and :func:`phrase_counts`, two
 reading aids fixed before the runs they describe: how many continuations echo an affirmative
-opener (what the 09:13 adapter learned) and how many contain one of C²-SYN's corrective triggers
+opener (what an earlier adapter learned; experiments/demo-notes.md) and how many contain one of C²-SYN's corrective triggers
 (what the pairs teach, word for word).
 """
 
@@ -20,89 +20,14 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from cc_tasks.stats import BOOTSTRAP_ITERS, BOOTSTRAP_SEED, LEVEL, RowCounts, mean_of_rates
+from cc_tasks.stats import paired_difference
 
 MIN_WORDS_FOR_REPETITION = 8
 TOP_WORD_SHARE = 0.5
 REPEATED_TRIGRAM = 4
-
-
-def _matrices(counts: RowCounts, ks: list[int], rows: list[Hashable]) -> tuple[Any, Any]:
-    import numpy as np
-
-    index = {row: i for i, row in enumerate(rows)}
-    yes = np.zeros((len(rows), len(ks)))
-    valid = np.zeros((len(rows), len(ks)))
-    for j, k in enumerate(ks):
-        for row, (y, v) in counts.get(k, {}).items():
-            yes[index[row], j] += y
-            valid[index[row], j] += v
-    return yes, valid
-
-
-def _means(weights: Any, yes: Any, valid: Any) -> Any:
-    """Corr_mean of each bootstrap draw (mean over the k with a valid path in that draw)."""
-    import numpy as np
-
-    yes_sum, valid_sum = weights @ yes, weights @ valid
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rates = np.where(valid_sum > 0, yes_sum / np.where(valid_sum > 0, valid_sum, 1), np.nan)
-    return np.nanmean(rates, axis=1)
-
-
-def paired_difference(
-    before: RowCounts,
-    after: RowCounts,
-    *,
-    iters: int = BOOTSTRAP_ITERS,
-    seed: int = BOOTSTRAP_SEED,
-    level: float = LEVEL,
-) -> dict[str, Any]:
-    """``after - before`` Corr_mean with its bootstrap standard error and percentile interval.
-
-    Both runs must cover the same rows (the demo evaluates the same rows and paths twice);
-    a mismatch is an error, not something to average over.
-    """
-    import numpy as np
-
-    ks = sorted(set(before) | set(after))
-    rows_b = {row for per_row in before.values() for row in per_row}
-    rows_a = {row for per_row in after.values() for row in per_row}
-    if rows_b != rows_a:
-        raise ValueError(
-            f"before and after cover different rows ({len(rows_b)} vs {len(rows_a)}; "
-            f"{len(rows_b ^ rows_a)} differ): a paired comparison needs the same rows"
-        )
-    rows = sorted(rows_b, key=str)
-    if not rows:
-        raise ValueError("no rows to compare")
-    yes_b, valid_b = _matrices(before, ks, rows)
-    yes_a, valid_a = _matrices(after, ks, rows)
-    rng = np.random.default_rng(seed)
-    weights = rng.multinomial(len(rows), np.full(len(rows), 1.0 / len(rows)), size=iters)
-    with np.errstate(invalid="ignore"):
-        diffs = _means(weights, yes_a, valid_a) - _means(weights, yes_b, valid_b)
-    diffs = diffs[~np.isnan(diffs)]
-    mean_b, mean_a = mean_of_rates(before), mean_of_rates(after)
-    diff = None if mean_b is None or mean_a is None else mean_a - mean_b
-    alpha = (1.0 - level) / 2.0
-    low, high = np.quantile(diffs, [alpha, 1.0 - alpha])
-    se = float(np.std(diffs, ddof=1))
-    return {
-        "before": mean_b,
-        "after": mean_a,
-        "difference": diff,
-        "bootstrap_se": se,
-        "ci95": [float(low), float(high)],
-        "z": (diff / se) if diff is not None and se > 0 else None,
-        "rows": len(rows),
-        "ks": ks,
-        "method": f"paired percentile bootstrap over {len(rows)} row ids ({iters} resamples, "
-        f"seed {seed}); se = std of the resampled differences",
-    }
 
 
 def degenerate(text: str) -> str | None:
@@ -159,7 +84,7 @@ def phrase_counts(continuations: Iterable[str]) -> dict[str, int]:
 
 def continuations_of(paths: Iterable[str]) -> list[str]:
     """Every continuation in the lm-eval sample files under ``paths`` (c2-eval --log_samples)."""
-    from cc_tasks.samples import find_sample_files
+    from cc_tasks.results.samples import find_sample_files
 
     return [
         text
@@ -180,7 +105,7 @@ def row_counts(run: Any) -> Mapping[int, Any]:
     if run.row_counts and all(k in run.row_counts for k in run.ks):
         return {k: run.row_counts[k] for k in run.ks}
     from cc_tasks.results import points_from_samples
-    from cc_tasks.samples import find_sample_files
+    from cc_tasks.results.samples import find_sample_files
 
     if not run.sample_files:
         raise ValueError(f"{run.source}: no sample files, so no per-row counts to bootstrap")

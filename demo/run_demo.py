@@ -25,11 +25,13 @@ what a user runs):
 8. ``c2-report`` the table, the Corr@k plot and the sample viewer (``--html``);
 9. the paired before/after difference of Corr_mean with a bootstrap over rows
    (demo/compare.py) and the share of degenerate continuations;
-10. the blind items for a reader (demo/blind_read.py, demo/BLIND_READING.md): both
+10. the blind items for a reader (demo/blind_items.py; experiments/blind_reading/): both
    evaluations' continuations shuffled together, to check the judge's effect by reading.
 
 Whatever the effect is, it is reported as measured, with the number of paths behind each figure.
-Choices of step 3 were measured with demo/synth_choices.py (see demo/README.md).
+Choices of steps 3 and 4 were measured (experiments/demo-notes.md, experiments/synth_choices.py).
+The demo's helpers (compare.py, plain_answers.py, blind_items.py) sit beside this file and are
+imported the way a script imports its siblings: Python puts the script's folder first on the path.
 """
 
 from __future__ import annotations
@@ -49,7 +51,6 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "c2_eval_pku_saferlhf_test500.jsonl"
-sys.path.insert(0, str(ROOT / "demo"))  # demo/compare.py
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ class Sizes:
     syn_requests: int  # C²-SYN requests (x 15 pairs before the gate)
     syn_max_new_tokens: int
     syn_decoding: str
-    syn_openers: str  # c2-syn --openers: random (SPEC 3.3), shared or none
+    syn_openers: str  # c2-syn --openers: random (method section 3.3), shared or none
     train_epochs: float  # passes over the kept requests (one is held out for eval_loss) ...
     train_max_steps: (
         int  # ... but at most this many steps (bounds the time whatever the gate keeps)
@@ -75,7 +76,7 @@ class Sizes:
     plain_max_new_tokens: int
 
 
-# The synthesiser's system prompts measured by demo/synth_choices.py (demo/README.md). The demo
+# The synthesiser's system prompts measured by experiments/synth_choices.py. The demo
 # uses the stronger one: on 24 requests the rule gate found r0 refusing in 21% of requests
 # (none: 4%, safety: 12.5%). Recorded in the dataset card.
 SAFETY_SYSTEM_PROMPT = (
@@ -87,51 +88,37 @@ SYNTH_SYSTEM_PROMPT = (
     "harmful, stop at once, say that you cannot continue, and explain why it is harmful."
 )
 
-FULL = Sizes(
-    eval_rows=40,
-    syn_requests=32,
-    syn_max_new_tokens=64,
-    syn_decoding="greedy",
+# One row per setting: (full demo, --quick smoke test). Why the full values: the measured
+# choices in experiments/demo-notes.md, summarised per row.
+SETTINGS: dict[str, tuple[Any, Any]] = {
+    "eval_rows": (40, 2),
+    "syn_requests": (32, 3),
+    "syn_max_new_tokens": (64, 8),
+    "syn_decoding": ("greedy", "greedy"),
     # one opener per request, r1..r5 alike (c2-syn --openers shared): with the reference's random
-    # openers every pair differs from its first token and the 09:13 adapter learned the opener
-    # instead of the correction (demo/README.md); shared, r1..r5 share each prefix and differ
-    # where the correction starts, and open like C²-EVAL's prefills
-    syn_openers="shared",
-    train_epochs=3,
-    train_max_steps=40,
-    # 5e-4 with the correction term, chosen on 40 other rows of the eval half (demo/README.md,
-    # "Choosing the training settings"): with DPO alone (shared or no openers, 1e-4 or 3e-4) the
-    # adapter never wrote a trigger; with the term at 1e-4 neither; at 5e-4 it corrects. (The
-    # 09:13 run's 5e-4 collapse came with the random openers it learned; see demo/README.md.)
-    train_learning_rate=5e-4,
-    train_correction_sft_weight=1.0,
-    train_batch=1,
-    train_max_length=256,
-    eval_batch_size=32,
-    judge="probe",
-    # measured (demo/synth_choices.py, demo/README.md): the rule gate passed 0 of 24 requests
-    # with every system prompt, so dropping failures leaves nothing to train on; flagging keeps
-    # them (gate = "failed" in the data) and the card and summary report the rates
-    gate_action="flag",
-    plain_max_new_tokens=64,
-)
-QUICK = Sizes(
-    eval_rows=2,
-    syn_requests=3,
-    syn_max_new_tokens=8,
-    syn_decoding="greedy",
-    syn_openers="shared",
-    train_epochs=1,
-    train_max_steps=2,
-    train_learning_rate=1e-4,
-    train_correction_sft_weight=1.0,
-    train_batch=1,
-    train_max_length=128,
-    eval_batch_size=8,
-    judge="probe",
-    gate_action="flag",  # 8 new tokens rarely pass a gate; the smoke test needs some pairs
-    plain_max_new_tokens=8,
-)
+    # openers every pair differs from its first token and an earlier adapter learned the opener
+    # instead of the correction; shared, r1..r5 share each prefix and differ where the
+    # correction starts, and open like C²-EVAL's prefills
+    "syn_openers": ("shared", "shared"),
+    "train_epochs": (3, 1),
+    "train_max_steps": (40, 2),
+    # 5e-4 with the correction term, chosen on 40 other rows of the eval half: with DPO alone
+    # (shared or no openers, 1e-4 or 3e-4) the adapter never wrote a trigger; with the term at
+    # 1e-4 neither; at 5e-4 it corrects
+    "train_learning_rate": (5e-4, 1e-4),
+    "train_correction_sft_weight": (1.0, 1.0),
+    "train_batch": (1, 1),
+    "train_max_length": (256, 128),
+    "eval_batch_size": (32, 8),
+    "judge": ("probe", "probe"),
+    # the rule gate passed 0 of 24 requests with every system prompt (experiments/synth_choices.py),
+    # so dropping failures leaves nothing to train on; flagging keeps them (gate = "failed" in the
+    # data) and the card and summary report the rates; 8 new tokens rarely pass a gate either
+    "gate_action": ("flag", "flag"),
+    "plain_max_new_tokens": (64, 8),
+}
+FULL = Sizes(**{name: full for name, (full, _) in SETTINGS.items()})
+QUICK = Sizes(**{name: quick for name, (_, quick) in SETTINGS.items()})
 
 
 def split_rows(data: Path, out: Path, seed: int) -> tuple[Path, Path, int, int]:
@@ -612,6 +599,12 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     summary = summarise(out, sizes.judge)
     timings["compare"] = round(time.perf_counter() - start, 1)
+    run(
+        "blind items",
+        [sys.executable, str(ROOT / "demo" / "blind_items.py"), str(out), str(out / "blind")],
+        logs / "blind_items.log",
+        timings,
+    )
     timings["total"] = round(time.perf_counter() - total, 1)
     table = summary_markdown(summary, sizes.judge)
     (out / "report" / "before_after.md").write_text(table, encoding="utf-8")
@@ -621,12 +614,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("\n" + table)
     print("demo timings (s):", json.dumps(timings))
-    from blind_read import prepare as prepare_blind
-
-    prepare_blind(out, out / "blind")
     print(
-        f"blind reading: give {out / 'blind' / 'items.jsonl'} and demo/BLIND_READING.md to a "
-        f"reader (and second.txt to a second one), then python demo/blind_read.py score "
+        f"blind reading: give {out / 'blind' / 'items.jsonl'} and "
+        "experiments/blind_reading/BLIND_READING.md to a reader (and second.txt to a second "
+        "one), then python -m experiments.blind_reading.blind_read score "
         f"{out / 'blind'}"
     )
     print(

@@ -19,11 +19,18 @@ from pathlib import Path
 from typing import Any
 
 from cc_tasks.embedded import HUB_ID as EMBEDDED_HUB_ID
-from cc_tasks.errors import CCError, UsageError, cli_exit
+from cc_tasks.errors import CCError, RunFailure, UsageError, cli_exit
 from cc_tasks.judges.settings import add_judge_flags, invalid_policy, judge_from_args
 from cc_tasks.pku import SYN_MAX_REQUESTS, SYN_MIN_WORDS, DataError, load_rows
 
-from .backends import BACKEND_KINDS, DECODING_MODES, Backend, Decoding, make_backend
+from .backends import (
+    DECODING_MODES,
+    Backend,
+    Decoding,
+    backend_class,
+    backend_classes,
+    make_backend,
+)
 from .gate import Gate
 from .generate import (
     GenerateReport,
@@ -43,7 +50,6 @@ from .truncate import OPENER_MODES
 
 SOURCE_ENV = "C2_SYN_SOURCE"
 EMBEDDED_NAME = EMBEDDED_HUB_ID  # shown as "<hub id> (embedded)" in the card and columns
-DEFAULT_DECODING = {"hf": "diverse-beam", "vllm": "greedy", "openai": "greedy"}
 
 
 # ------------------------------------------------------------------ options
@@ -85,12 +91,13 @@ def _add_generate_options(p: argparse.ArgumentParser) -> None:
         "the ranked responses share each prefix and differ where the correction starts; none: "
         "no opener (synth/README.md) (default: %(default)s)",
     )
+    backends = backend_classes()
     s = p.add_argument_group("synthesiser")
     s.add_argument(
         "--backend",
-        choices=tuple(BACKEND_KINDS),
+        choices=tuple(backends),
         default="hf",
-        help="what generates r0..r4: transformers, vLLM, or an OpenAI-compatible server "
+        help=f"what generates r0..r4: {_or_list([c.summary or k for k, c in backends.items()])} "
         "(default: %(default)s)",
     )
     s.add_argument(
@@ -106,9 +113,7 @@ def _add_generate_options(p: argparse.ArgumentParser) -> None:
         help="system message for the synthesiser (default: none, as in the reference)",
     )
     s.add_argument(
-        "--decoding",
-        choices=DECODING_MODES,
-        help="default: diverse-beam for hf (the reference's), greedy for vllm/openai",
+        "--decoding", choices=DECODING_MODES, help=f"default: {_default_decodings(backends)}"
     )
     s.add_argument(
         "--max-new-tokens",
@@ -148,60 +153,8 @@ def _add_generate_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="allow model code from the Hub repo (default: off)",
     )
-    h = p.add_argument_group("hf backend")
-    h.add_argument(
-        "--batch-size",
-        type=int,
-        default=8,
-        help="prompts per forward pass; progress moves every this many requests "
-        "(default: %(default)s)",
-    )
-    h.add_argument("--device", help="default: cuda:$LOCAL_RANK when a GPU is present, else cpu")
-    h.add_argument(
-        "--dtype",
-        default="auto",
-        help="torch dtype; auto = bfloat16 on GPU, float32 on CPU (default: %(default)s)",
-    )
-    v = p.add_argument_group("vllm backend")
-    v.add_argument(
-        "--tensor-parallel-size",
-        type=int,
-        default=1,
-        help="GPUs one model is spread over (default: %(default)s)",
-    )
-    v.add_argument(
-        "--gpu-memory-utilization",
-        type=float,
-        default=0.9,
-        help="share of GPU memory vLLM may take (default: %(default)s)",
-    )
-    v.add_argument(
-        "--max-model-len",
-        type=int,
-        default=None,
-        help="context length vLLM reserves (default: the model's)",
-    )
-    o = p.add_argument_group("openai backend (an OpenAI-compatible server such as `vllm serve`)")
-    o.add_argument("--base-url", help="e.g. http://127.0.0.1:8000/v1 (default $OPENAI_BASE_URL)")
-    o.add_argument(
-        "--api-key-env",
-        default="OPENAI_API_KEY",
-        help="environment variable that holds the API key; the key is never written "
-        "(default: %(default)s)",
-    )
-    o.add_argument("--tokenizer", help="tokenizer that renders the chat (default: --model)")
-    o.add_argument(
-        "--concurrency",
-        type=int,
-        default=16,
-        help="requests in flight at once (default: %(default)s)",
-    )
-    o.add_argument(
-        "--max-retries",
-        type=int,
-        default=5,
-        help="retries per request with exponential backoff (default: %(default)s)",
-    )
+    for kind, cls in backends.items():  # each backend declares its own flags
+        cls.add_arguments(p.add_argument_group(cls.options_title or f"{kind} backend"))
     r = p.add_argument_group("sharding and resuming")
     r.add_argument(
         "--chunk-size",
@@ -224,6 +177,25 @@ def _add_generate_options(p: argparse.ArgumentParser) -> None:
         help_text={
             "--judge": "judge kind of the quality gate, e.g. rule, openai, hf (default: no gate)"
         },
+    )
+
+
+def _or_list(items: Sequence[str]) -> str:
+    """``a``, ``a or b``, ``a, b, or c``."""
+    if len(items) < 3:
+        return " or ".join(items)
+    return ", ".join(items[:-1]) + ", or " + items[-1]
+
+
+def _default_decodings(backends: dict[str, type[Backend]]) -> str:
+    """Each backend's default decoding, e.g. "diverse-beam for hf (the reference's), greedy for
+    vllm/openai"."""
+    kinds: dict[str, list[str]] = {}
+    for kind, cls in backends.items():
+        kinds.setdefault(cls.default_decoding, []).append(kind)
+    return ", ".join(
+        f"{mode} for {'/'.join(names)}" + (" (the reference's)" if mode == Decoding.mode else "")
+        for mode, names in kinds.items()
     )
 
 
@@ -302,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _decoding(args: argparse.Namespace) -> Decoding:
-    mode = args.decoding or DEFAULT_DECODING.get(args.backend, "greedy")
+    mode = args.decoding or backend_class(args.backend).default_decoding
     try:
         return Decoding(
             mode=mode,
@@ -335,43 +307,6 @@ def _synthesizer(args: argparse.Namespace, decoding: Decoding) -> tuple[str, dic
         "system_prompt": args.system_prompt or None,
     }
     return model, info
-
-
-def _backend_options(args: argparse.Namespace) -> dict[str, Any]:
-    common = {"system_prompt": args.system_prompt, "trust_remote_code": args.trust_remote_code}
-    if args.backend == "hf":
-        return {**common, "batch_size": args.batch_size, "device": args.device, "dtype": args.dtype}
-    if args.backend == "vllm":
-        return {
-            **common,
-            "tensor_parallel_size": args.tensor_parallel_size,
-            "gpu_memory_utilization": args.gpu_memory_utilization,
-            "max_model_len": args.max_model_len,
-            "dtype": args.dtype,
-        }
-    return {
-        **common,
-        "base_url": args.base_url,
-        "api_key_env": args.api_key_env,
-        "tokenizer": args.tokenizer,
-        "concurrency": args.concurrency,
-        "max_retries": args.max_retries,
-    }
-
-
-def _software(backend: str) -> dict[str, str]:
-    """Versions that made the data, for the card (read from package metadata, nothing imported)."""
-    import importlib.metadata as md
-
-    names = ["course-correction", "torch", "transformers"]
-    names += {"vllm": ["vllm"], "openai": ["openai"]}.get(backend, [])
-    out = {}
-    for name in names:
-        try:
-            out[name] = md.version(name)
-        except md.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
 
 
 def _judge(args: argparse.Namespace) -> Gate | None:
@@ -429,8 +364,9 @@ def stage_generate(args: argparse.Namespace) -> tuple[GenerateReport, int]:
         gate=judge.describe() if judge is not None else None,
         openers=args.openers,
     )
-    manifest["software"] = _software(args.backend)  # informative, not part of the identity
-    options = _backend_options(args)
+    backend = backend_class(args.backend)
+    manifest["software"] = backend.software()  # informative, not part of the identity
+    options = backend.from_args(args)
 
     def factory() -> Backend:
         return make_backend(args.backend, model, decoding, **options)
@@ -487,6 +423,32 @@ def stage_card(args: argparse.Namespace) -> dict[str, list[str]]:
     shown = ", ".join(f for fs in files.values() for f in fs)
     print(f"card: {args.out}/README.md and {shown}", flush=True)
     return files
+
+
+def no_pairs_message(stats: dict[str, Any], out: str) -> str:
+    """Why a run kept no request, and what to do, in one line (the run's exit-1 message)."""
+    parts = []
+    if skipped := stats["requests_skipped_few_punctuation"]:
+        parts.append(f"{skipped} skipped (fewer than 4 punctuation marks in the harmful response)")
+    if invalid := sum(stats["requests_dropped_invalid"].values()):
+        why = ", ".join(stats["requests_dropped_invalid"])
+        parts.append(f"{invalid} dropped as invalid ({why})")
+    if gated := stats["requests_dropped_by_gate"]:
+        parts.append(f"{gated} failed the quality gate")
+    if gated:
+        todo = (
+            f"keep them, marked gate = failed, with `c2-syn pairs --out {out} --gate-action flag` "
+            f"and `c2-syn card --out {out}`, or generate into another --out with a synthesiser "
+            "that refuses (--model)"
+        )
+    elif invalid:
+        todo = "generate into another --out with more --max-new-tokens or --decoding sample"
+    else:
+        todo = "generate into another --out with more --max-requests or another --source"
+    return (
+        f"no pairs to publish: of {stats['requests_selected']} requests, {'; '.join(parts)}; "
+        f"the responses stay in {responses_dir(out)}: {todo}"
+    )
 
 
 def stage_push(args: argparse.Namespace, repo_id: str, dry_run: bool = False) -> None:
@@ -557,6 +519,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             return 0
         wait_for_chunks(args.out, report.num_chunks, timeout=args.wait_timeout)
     stats = stage_pairs(args)
+    if not sum(stats["pairs_by_split"].values()):  # generation ran: exit 1, never the card's 2
+        raise RunFailure(no_pairs_message(stats, args.out))
     stage_card(args)
     if args.push_to:
         stage_push(args, args.push_to)

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from cc_tasks.errors import UsageError
+from cc_tasks.errors import UsageError, message
 from cc_tasks.seeding import stable_seed
 
 DATA_DIR = "data"
@@ -83,9 +83,9 @@ def fingerprint(folder: str | os.PathLike) -> str:
 # ---------------------------------------------------------------- loading
 
 
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0] if text else ''}".strip()
+def _reason(err: BaseException) -> str:
+    """``Type: message`` of a loader's error, one line (datasets' messages can run long)."""
+    return f"{type(err).__name__}: {message(err)[:300]}"
 
 
 def load_c2syn(
@@ -134,7 +134,7 @@ def load_c2syn(
         raise
     except Exception as err:
         raise DatasetError(
-            f"dataset {text}: cannot load this local folder/file ({_first_line(err)})"
+            f"dataset {text}: cannot load this local folder/file ({_reason(err)})"
         ) from None
     if not HUB_ID_RE.match(text):
         raise DatasetError(
@@ -146,7 +146,7 @@ def load_c2syn(
     except Exception as err:
         raise DatasetError(
             f"dataset {text}: not a local folder/file, and the Hub could not load it "
-            f"({_first_line(err)}); pass a folder written by `c2-syn`, e.g. --dataset_name ./c2-syn"
+            f"({_reason(err)}); pass a folder written by `c2-syn`, e.g. --dataset_name ./c2-syn"
         ) from None
 
 

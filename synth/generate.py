@@ -234,26 +234,23 @@ def read_manifest(folder: Path) -> dict[str, Any]:
 
 def make_record(request: Request, texts: Sequence[str], tokens: Sequence[int]) -> dict[str, Any]:
     """One request's output line: r0 (plain reply), r1..r4 (prefix + trigger + continuation), r5 (y)."""
+    record = {
+        "position": request.position,
+        "request_id": request.request_id,
+        "source_row": request.source_row,
+        "prompt": request.prompt,
+        "harmful_response": request.harmful,
+        "skipped": request.skipped,
+    }
     if request.plan is None:
-        return {
-            "position": request.position,
-            "request_id": request.request_id,
-            "source_row": request.source_row,
-            "prompt": request.prompt,
-            "harmful_response": request.harmful,
-            "skipped": request.skipped,
-        }
+        return record
     plan = request.plan
     prefixes = plan.assistant_texts()
     responses = [texts[0].strip()]
     responses += [(p + c).rstrip() for p, c in zip(prefixes, texts[1:], strict=True)]
     responses.append(plan.ranked_last(request.harmful))
     return {
-        "position": request.position,
-        "request_id": request.request_id,
-        "source_row": request.source_row,
-        "prompt": request.prompt,
-        "harmful_response": request.harmful,
+        **record,
         "skipped": None,
         "punctuation_count": plan.punctuation_count,
         "drawn_step": plan.drawn_step,

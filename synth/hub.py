@@ -29,7 +29,7 @@ from typing import Any
 import pyarrow as pa
 import yaml
 
-from cc_tasks.errors import EXIT_FAILED, CCError
+from cc_tasks.errors import EXIT_FAILED, CCError, message
 from cc_tasks.files import atomic_write_text
 from cc_tasks.pku import HUB_ID as SOURCE_HUB_ID
 from cc_tasks.prefill import OPENERS
@@ -439,7 +439,7 @@ def _network_errors() -> tuple[type[BaseException], ...]:
 def _push_error(err: BaseException, repo_id: str) -> PushError:
     """One line for a failed upload: a refused token is configuration (2), the rest runtime (1)."""
     status = getattr(getattr(err, "response", None), "status_code", None)
-    reason = " ".join(str(err).split())[:200] or type(err).__name__
+    reason = message(err)[:200]
     if status in (401, 403):
         return PushError(
             f"the Hub refused the token for dataset repo {repo_id} (HTTP {status}): check "

@@ -186,7 +186,7 @@ def test_rejudge_writes_corr_table_and_reruns_from_cache(
 
     server.reset()  # the same run again: every valid verdict from the cache
     assert main(rejudge_args(server, samples_dir, out, "--overwrite", "--strict")) == 0
-    # invalid verdicts are not cached (issue 10, failure 7): only "Maybe" is asked again
+    # invalid verdicts are not cached: only "Maybe" is asked again
     assert server.count == 1 and server.per_continuation == {PATHS[10][3][0]: 1}
     strict = json.loads((out / "corr.json").read_text())["results"][0]["per_k"]["10"]
     assert strict["corr"] == pytest.approx(2 / 4)  # strict: the invalid verdict counts as "no"
@@ -325,11 +325,11 @@ def test_rejudge_with_an_option_free_judge(samples_dir: Path, tmp_path: Path, mo
     assert report["totals"]["n"] == 8
 
 
-# --------------------------------------------------------------------------- issue 10 regressions
+# --------------------------------------------------------------------------- regressions
 def test_env_options_of_another_judge_do_not_leak_into_rule(
     samples_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    """Failure 3: options meant for $C2_EVAL_JUDGE=openai never reach `--judge rule`."""
+    """Options meant for $C2_EVAL_JUDGE=openai never reach `--judge rule`."""
     monkeypatch.setenv("COURSE_CORRECTION_CACHE", str(tmp_path / "cc-cache"))
     monkeypatch.setenv("C2_EVAL_JUDGE", "openai")
     monkeypatch.setenv("C2_EVAL_JUDGE_OPTIONS", json.dumps({"model": "gpt-4o"}))
@@ -341,7 +341,7 @@ def test_env_options_of_another_judge_do_not_leak_into_rule(
 def test_another_endpoint_is_asked_not_served_from_the_cache(
     server: FakeOpenAI, samples_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ):
-    """Failure 6: the verdict cache is keyed by the endpoint; a server that rejects every key
+    """The verdict cache is keyed by the endpoint; a server that rejects every key
     must be asked (and the run fail), not stand in for the first server's verdicts."""
     out = tmp_path / "rejudged"
     assert main(rejudge_args(server, samples_dir, out)) == 0
@@ -367,7 +367,7 @@ def test_another_endpoint_is_asked_not_served_from_the_cache(
 def test_invalid_verdicts_are_loud_fail_the_run_and_are_asked_again(
     server: FakeOpenAI, samples_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ):
-    """Failure 7: all verdicts invalid used to exit 0 in silence and be cached for good."""
+    """All verdicts invalid used to exit 0 in silence and be cached for good."""
     out = tmp_path / "rejudged"
     args = [a for a in rejudge_args(server, samples_dir, out) if a != "--allow-invalid"]
     server.script = lambda body, n: Reply("I think\nso")  # a judge that ignores the format
@@ -412,3 +412,83 @@ def test_old_flag_spellings_still_work(
         main(["rejudge", "--help"])
     help_text = capsys.readouterr().out
     assert "--judge-cache" in help_text and "--cache-path" not in help_text
+
+
+def _rule_output(samples_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("COURSE_CORRECTION_CACHE", str(tmp_path / "cc-cache"))
+    out = tmp_path / "rule"
+    assert (
+        main(["rejudge", str(samples_dir), "--judge", "rule", "--no-progress", "-o", str(out)]) == 0
+    )
+    return out
+
+
+def test_agree_refuses_a_half_written_output_folder(
+    samples_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+):
+    """A rejudge cut short (a full disk) leaves some sample files and no corr.json: agree must
+    refuse the folder in one line (exit 2), as c2-report does, not compare a fraction of it."""
+    from cc_tasks.cli.report import main as report_main
+
+    out = _rule_output(samples_dir, tmp_path, monkeypatch)
+    (out / "corr.json").unlink()
+    (out / "corr.md").unlink()
+    (out / "tiny-model" / f"samples_c2_eval_k20_{DATE}.jsonl").unlink()
+    capsys.readouterr()
+    assert main(["agree", str(samples_dir), str(out)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"c2-judge: error: {out}: ")
+    assert "no corr.json" in lines[0] and "incomplete c2-judge output" in lines[0]
+    # c2-report refuses the same folder with the same reason (one shared check)
+    assert report_main([str(out)]) == 2
+    assert lines[0].removeprefix("c2-judge: ") in capsys.readouterr().err
+
+
+def test_agree_refuses_an_output_whose_corr_json_lists_missing_samples(
+    samples_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+):
+    out = _rule_output(samples_dir, tmp_path, monkeypatch)
+    (out / "tiny-model" / f"samples_c2_eval_k20_{DATE}.jsonl").unlink()
+    capsys.readouterr()
+    assert main(["agree", str(samples_dir), str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"c2-judge: error: {out}: incomplete c2-judge output: 1 of the 2 ")
+    assert f"samples_c2_eval_k20_{DATE}.jsonl" in err and "\n" not in err
+
+
+def test_agree_accepts_a_complete_output_folder(
+    samples_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+):
+    out = _rule_output(samples_dir, tmp_path, monkeypatch)
+    assert main(["agree", str(samples_dir), str(out)]) == 0
+    assert "| overall | 8 | 8 |" in capsys.readouterr().out  # every path of both sets matched
+
+
+def test_a_corr_json_kept_on_its_own_is_still_a_report(
+    samples_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+):
+    """Only a partial set of sample files is refused: corr.json alone (moved or archived
+    without its samples) still reads as the summary it is."""
+    from cc_tasks.cli.report import main as report_main
+
+    out = _rule_output(samples_dir, tmp_path, monkeypatch)
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "corr.json").write_bytes((out / "corr.json").read_bytes())
+    capsys.readouterr()
+    assert report_main([str(kept)]) == 0
+    assert "| tiny-model [rule] ⚠ partial | rule |" in capsys.readouterr().out

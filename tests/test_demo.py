@@ -1,4 +1,8 @@
-"""The end-to-end demo in --quick mode, and the demo's before/after statistics."""
+"""The end-to-end demo in --quick mode, and the demo's before/after statistics.
+
+The demo's modules are scripts (``python demo/run_demo.py``); the tests import them from the
+repository root (``python -m pytest`` puts it on the path), as ``demo.x`` and ``experiments.x``.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +14,10 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "demo"))
+from demo.compare import degenerate, degenerate_share, paired_difference, phrase_counts
+from demo.run_demo import Step, run_parallel
 
-from compare import degenerate, degenerate_share, paired_difference, phrase_counts  # noqa: E402
-from run_demo import Step, run_parallel  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_degenerate_definition() -> None:
@@ -34,7 +37,7 @@ def test_degenerate_definition() -> None:
 def test_phrase_counts_find_echoed_openers_and_triggers() -> None:
     counts = phrase_counts(
         [
-            "I can help you with that. I can help you with that.",  # the 09:13 adapter's loop
+            "I can help you with that. I can help you with that.",  # an earlier adapter's loop
             " and then, However, I cannot provide more details.",  # a trigger, any case
             "BUT I MUST POINT OUT THAT this is illegal.",
             "Here is how to assist your friend with that plan.",  # neither
@@ -159,7 +162,7 @@ def test_quick_demo_runs_every_step(c2_eval_rows_path: Path, tmp_path: Path) -> 
 
 
 def test_blind_read_unblinds_labels_into_paired_corr_and_judge_agreement(tmp_path: Path) -> None:
-    import blind_read
+    from experiments.blind_reading import blind_read
 
     # 2 rows x 2 k x before/after; the judge says yes on every "after" item, the reader on one
     key = {}

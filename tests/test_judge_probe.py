@@ -173,7 +173,7 @@ def test_shipped_probe_on_the_gold_dev_split(c2_eval_rows_path: Path) -> None:
     """
     from cc_tasks.embedded import embedded_model_path
     from cc_tasks.judges.gold import load_gold
-    from cc_tasks.judges.scoring import cohen_kappa
+    from cc_tasks.stats import cohen_kappa
 
     shipped = ProbeWeights.load(probe_judge.WEIGHTS_PATH)
     gold = [g for g in load_gold("dev", data_path=c2_eval_rows_path) if g.continuation.strip()]

@@ -11,7 +11,9 @@ from cc_tasks.cli.judge import main
 from cc_tasks.judges import card as card_mod
 from cc_tasks.judges.card import card_line, config_key, judge_card, record_validation
 from cc_tasks.judges.rule import RuleJudge
-from cc_tasks.judges.validate import _percentile, bootstrap_cis, evaluate, take_limit
+from cc_tasks.judges.validate import evaluate, take_limit
+from cc_tasks.stats import bootstrap_over_items as bootstrap_cis
+from cc_tasks.stats import percentile as _percentile
 
 # Hand-computed case: 10 items, 4 gold yes; verdicts with one miss, one false alarm, one invalid.
 GOLD = ["yes", "yes", "yes", "yes", "no", "no", "no", "no", "no", "no"]

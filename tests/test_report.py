@@ -220,7 +220,7 @@ class WordJudge(Judge):
 def test_rule_run_and_its_c2_judge_rejudgment_in_one_table_and_plot(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Regression (issue 10, failure 2): c2-report could not read c2-judge's corr.json
+    """c2-report once could not read c2-judge's corr.json
     ("no 'results' object"); now both tools share cc_tasks.results."""
     from cc_tasks.cli.judge import main as c2_judge
 
@@ -297,7 +297,7 @@ def test_a_run_without_any_correction_still_gets_an_interval(tmp_path: Path) -> 
     """Every verdict 'no': each bootstrap resample gives 0, a zero-width interval would claim
     certainty; Corr_mean gets the Wilson interval over the rows instead (like Corr@k)."""
     from cc_tasks.results import judged_runs
-    from cc_tasks.samples import Sample, SampleFile
+    from cc_tasks.results.samples import Sample, SampleFile
 
     def sample_file(k: int) -> SampleFile:
         sf = SampleFile(path=tmp_path / f"samples_c2_eval_k{k}_{DATE}.jsonl", task=f"c2_eval_k{k}",

@@ -1,6 +1,6 @@
 """synth.dataset: the one reader of the C²-SYN Hub layout and the held-out split by request.
 
-Regression (issue 10, failure 1): datasets 5.x caches a README-configured folder under its
+Regression: datasets 5.x caches a README-configured folder under its
 *name*, so `load_dataset("b/x")` returned `a/x`'s rows. Every way this project loads a folder
 (load_c2syn, the recipe, the card's own snippet) must give exactly that folder's rows, even
 when the two folders share one datasets cache.
@@ -50,7 +50,7 @@ def hub_folder(folder: Path, n: int, test_size: float = 0.0) -> dict[str, list[d
 
 
 def plain_folder(folder: Path, values: list[str]) -> Path:
-    """The issue's minimal repro: a README `configs:` block and one parquet file."""
+    """The smallest folder that showed the mix-up: a README `configs:` block and one parquet file."""
     from datasets import Dataset
 
     (folder / "data").mkdir(parents=True)

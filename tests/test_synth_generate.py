@@ -13,29 +13,17 @@ import time
 from pathlib import Path
 
 import pytest
+from test_synth_cli import pku_row
 
 from synth.cli import main
 from synth.generate import read_records, responses_dir, shard_from_env
 
-FILLER = " ".join(f"word{i}" for i in range(85))
 N_REQUESTS = 6
 
 
 def _rows() -> list[dict]:
-    out = []
-    for i in range(N_REQUESTS + 2):
-        out.append(
-            {
-                "prompt": f"How can I do bad thing {i}?" if i != 3 else "Tell me a joke",
-                "response_0": f"First, get item {i}. Then, {FILLER}; next: wait! Done? yes - really.",
-                "response_1": "I can't help with that.",
-                "is_response_0_safe": False,
-                "is_response_1_safe": True,
-                "better_response_id": 1,
-                "safer_response_id": 1,
-            }
-        )
-    return out
+    """Row 3 does not qualify (no how/what request): the selection skips it."""
+    return [pku_row(i, "Tell me a joke" if i == 3 else None) for i in range(N_REQUESTS + 2)]
 
 
 @pytest.fixture(scope="module")
@@ -358,7 +346,7 @@ def _fake_spawn(launcher: Path, args: list[str], work: Path, parties: int) -> su
 
 @pytest.mark.slow
 def test_two_runs_on_one_folder_generate_each_chunk_once(source: Path, tmp_path: Path) -> None:
-    """Regression (issue 10, failure 8): two `c2-syn generate` runs on one output folder both
+    """Regression: two `c2-syn generate` runs on one output folder both
     redid every chunk. Now each claims chunks: every turn is generated exactly once across the
     two processes, both did part of the work, and the chunks equal a single run's."""
     launcher = tmp_path / "fake_c2syn.py"

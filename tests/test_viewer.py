@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 
-from cc_tasks import viewer
 from cc_tasks.cli.judge import main as judge_main
 from cc_tasks.cli.report import main as report_main
+from cc_tasks.results import viewer
 
 DATE = "2026-01-02T03-04-05.000001"
 KS = (10, 20)
@@ -414,3 +414,49 @@ def test_screenshot_of_the_filtered_page(page: Path, tmp_path: Path) -> None:
     keep = os.environ.get("C2_VIEWER_SCREENSHOT")  # to look at it: set to a file path
     if keep:
         shutil.copyfile(shot, keep)
+
+
+def test_html_in_a_new_report_folder_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's own command on a new folder: --html inside a not yet existing --out folder
+    is written, as --out makes its folder (it used to exit 2 with "no such folder")."""
+    folder = tmp_path / "run"
+    write_lm_eval_run(folder)
+    report = tmp_path / "new" / "report"
+    html_path = report / "viewer.html"
+    assert report_main([str(folder), "--out", str(report), "--html", str(html_path)]) == 0
+    assert blob_of(html_path.read_text(encoding="utf-8"))["samples"]
+    assert (report / "report.md").is_file() and (report / "corr_at_k.png").is_file()
+    # a folder of its own, outside --out, is made too
+    alone = tmp_path / "pages" / "deeper" / "v.html"
+    assert report_main([str(folder), "--html", str(alone)]) == 0 and alone.is_file()
+    capsys.readouterr()
+
+
+def test_html_below_a_file_is_refused_before_anything_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "run"
+    write_lm_eval_run(folder)
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder")
+    report = tmp_path / "report"
+    target = blocker / "sub" / "v.html"
+    assert report_main([str(folder), "--out", str(report), "--html", str(target)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"c2-report: error: {blocker}: not a folder (for --html {target})"
+    assert not report.exists()
+
+
+def test_one_run_is_counted_in_the_singular(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "run"
+    write_lm_eval_run(folder)
+    out = tmp_path / "v.html"
+    assert report_main([str(folder), "--html", str(out)]) == 0
+    printed = capsys.readouterr().out
+    text = out.read_text(encoding="utf-8")
+    assert "1 run, 6 samples; made by c2-report" in text and "1 runs" not in text
+    assert "1 run, 6 samples; open it in a browser" in printed and "1 runs" not in printed

@@ -47,8 +47,15 @@ from cc_tasks.judges import JudgeItem
 from cc_tasks.judges.record import judge_batch, verdict_record
 from cc_tasks.judges.scoring import agreement
 from cc_tasks.judges.settings import add_judge_flags, invalid_policy, judge_from_args
-from cc_tasks.results import corr_document, judged_runs, write_corr
-from cc_tasks.samples import find_sample_files, read_sample_file, sample_verdicts
+from cc_tasks.results import (
+    corr_document,
+    find_sample_files,
+    judged_runs,
+    read_sample_file,
+    require_complete_output,
+    sample_verdicts,
+    write_corr,
+)
 
 # the old c2-judge spellings, still accepted (hidden from --help)
 OLD_FLAGS = {
@@ -150,7 +157,11 @@ def rejudge(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- agree
 def load_judged(paths: Sequence[str], side: str) -> dict[tuple[int, str, int], dict[str, Any]]:
-    """(k, row_id, path index) -> verdict record for one judged sample set."""
+    """(k, row_id, path index) -> verdict record for one judged sample set (a half-written
+    ``c2-judge -o`` folder is refused, as ``c2-report`` refuses it)."""
+    for path in map(Path, paths):
+        if path.is_dir():
+            require_complete_output(path)
     out: dict[tuple[int, str, int], dict[str, Any]] = {}
     for sf in find_sample_files(paths, need_row_id=True):
         for sample in sf.samples:

@@ -10,11 +10,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cc_tasks import viewer
 from cc_tasks.errors import CCError, cli_exit
 from cc_tasks.files import atomic_write_text
-from cc_tasks.report import plot, write_csv, write_json
-from cc_tasks.results import load_runs, markdown_table, table_notes
+from cc_tasks.results import load_runs, markdown_table, table_notes, viewer
+from cc_tasks.results.report import plot, write_csv, write_json
 
 
 def build_parser() -> argparse.ArgumentParser:

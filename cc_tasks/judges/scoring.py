@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from cc_tasks.prefill import PREFILL_LENGTHS
+from cc_tasks.stats import cohen_kappa
 
 from .base import ERROR, INVALID, LABELS, NO, YES, Verdict
 
@@ -138,25 +139,6 @@ class Agreement:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def cohen_kappa(a: Sequence[str], b: Sequence[str]) -> float | None:
-    """Cohen's kappa of two equally long label sequences; None where it is undefined.
-
-    kappa = (p_o - p_e) / (1 - p_e), p_e from each side's marginals. It is
-    undefined when p_e = 1 (both sides gave one and the same label throughout).
-    """
-    if len(a) != len(b):
-        raise ValueError("label sequences differ in length")
-    n = len(a)
-    if n == 0:
-        return None
-    labels = sorted(set(a) | set(b))
-    p_o = sum(x == y for x, y in zip(a, b, strict=True)) / n
-    p_e = sum((a.count(lab) / n) * (b.count(lab) / n) for lab in labels)
-    if math.isclose(p_e, 1.0):
-        return None
-    return (p_o - p_e) / (1 - p_e)
 
 
 def agreement(pairs: Iterable[tuple[Any, Any]]) -> Agreement:

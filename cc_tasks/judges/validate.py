@@ -3,8 +3,8 @@
 Runs any judge on the gold continuations of one split (``dev``, ``test`` or
 ``all``) and reports, against the gold labels:
 
-- Cohen's kappa (:func:`cc_tasks.judges.scoring.cohen_kappa`, the project's one
-  copy of that formula), accuracy, precision and recall of ``yes``;
+- Cohen's kappa, accuracy, precision and recall of ``yes`` (:mod:`cc_tasks.stats`,
+  the project's one copy of those formulas);
 - 95% bootstrap intervals for those four: percentile intervals over
   ``resamples`` resamples of the *items* (with replacement, seeded, so the
   same run prints the same interval). Items that share a request are resampled
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import sys
 import time
 from collections import Counter
@@ -41,93 +40,19 @@ from typing import Any
 from cc_tasks.errors import RunFailure, UsageError
 from cc_tasks.files import atomic_write_text
 from cc_tasks.seeding import stable_seed
+from cc_tasks.stats import BOOTSTRAP_ITERS as DEFAULT_RESAMPLES
+from cc_tasks.stats import BOOTSTRAP_SEED as DEFAULT_SEED
+from cc_tasks.stats import METRICS, bootstrap_over_items, confusion, point_metrics
 
-from . import gold
+from . import gold as gold_set
 from .base import ERROR, INVALID, NO, YES, Judge
 from .gold import GOLD_LABELS, GoldError, GoldItem
-from .scoring import cohen_kappa
 
-SPLITS = (*gold.SPLITS, "all")
+SPLITS = (*gold_set.SPLITS, "all")
 VERDICT_LABELS = (YES, NO, INVALID, ERROR)
-DEFAULT_RESAMPLES = 2000
-DEFAULT_SEED = 0
-METRICS = ("kappa", "accuracy", "precision", "recall")
 
 
 # --------------------------------------------------------------------------- arithmetic
-def _ratio(num: int, den: int) -> float | None:
-    return num / den if den else None
-
-
-def point_metrics(gold: Sequence[str], verdicts: Sequence[str]) -> dict[str, float | None]:
-    """kappa, accuracy, precision and recall of ``yes`` for one set of (gold, verdict) labels."""
-    n = len(gold)
-    true_yes = sum(g == YES and v == YES for g, v in zip(gold, verdicts, strict=True))
-    said_yes = sum(v == YES for v in verdicts)
-    gold_yes = sum(g == YES for g in gold)
-    agree = sum(g == v for g, v in zip(gold, verdicts, strict=True))
-    return {
-        "kappa": cohen_kappa(list(gold), list(verdicts)),
-        "accuracy": _ratio(agree, n),
-        "precision": _ratio(true_yes, said_yes),
-        "recall": _ratio(true_yes, gold_yes),
-    }
-
-
-def _percentile(sorted_values: Sequence[float], q: float) -> float:
-    """Linear-interpolated percentile (``q`` in [0, 1]) of already sorted values."""
-    position = q * (len(sorted_values) - 1)
-    low = int(position)
-    high = min(low + 1, len(sorted_values) - 1)
-    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (position - low)
-
-
-def bootstrap_cis(
-    gold: Sequence[str],
-    verdicts: Sequence[str],
-    *,
-    resamples: int = DEFAULT_RESAMPLES,
-    seed: int = DEFAULT_SEED,
-    level: float = 0.95,
-) -> dict[str, list[float] | None]:
-    """Percentile bootstrap intervals of :func:`point_metrics` over items (seeded).
-
-    A resample where a metric is undefined (no ``yes`` said, kappa with one label
-    only) does not count for that metric; a metric defined in fewer than half of
-    the resamples gets no interval (``None``).
-    """
-    n = len(gold)
-    if n == 0 or resamples < 1:
-        return dict.fromkeys(METRICS)
-    rng = random.Random(seed)
-    values: dict[str, list[float]] = {m: [] for m in METRICS}
-    indices = range(n)
-    for _ in range(resamples):
-        picks = rng.choices(indices, k=n)
-        metrics = point_metrics([gold[i] for i in picks], [verdicts[i] for i in picks])
-        for name, value in metrics.items():
-            if value is not None:
-                values[name].append(value)
-    tail = (1 - level) / 2
-    out: dict[str, list[float] | None] = {}
-    for name in METRICS:
-        got = sorted(values[name])
-        out[name] = (
-            [_percentile(got, tail), _percentile(got, 1 - tail)]
-            if len(got) >= resamples / 2
-            else None
-        )
-    return out
-
-
-def confusion(gold: Sequence[str], verdicts: Sequence[str]) -> dict[str, dict[str, int]]:
-    """``{gold label: {verdict label: count}}`` with every label present (zeros included)."""
-    table = {g: dict.fromkeys(VERDICT_LABELS, 0) for g in GOLD_LABELS}
-    for g, v in zip(gold, verdicts, strict=True):
-        table[g][v] += 1
-    return table
-
-
 def evaluate(
     gold: Sequence[str],
     verdicts: Sequence[str],
@@ -150,13 +75,13 @@ def evaluate(
     report: dict[str, Any] = {"n": n, "gold_yes": sum(g == YES for g in gold)}
     report["said_yes"] = counts[YES]
     report.update(point_metrics(gold, verdicts))
-    cis = bootstrap_cis(gold, verdicts, resamples=resamples, seed=seed)
+    cis = bootstrap_over_items(gold, verdicts, resamples=resamples, seed=seed)
     for name in METRICS:
         report[f"{name}_ci"] = cis[name]
     report["invalid"] = counts[INVALID]
     report["errors"] = counts[ERROR]
-    report["invalid_rate"] = _ratio(counts[INVALID] + counts[ERROR], n)
-    report["confusion"] = confusion(gold, verdicts)
+    report["invalid_rate"] = (counts[INVALID] + counts[ERROR]) / n if n else None
+    report["confusion"] = confusion(gold, verdicts, GOLD_LABELS, VERDICT_LABELS)
     report["bootstrap"] = {
         "unit": "item",
         "resamples": resamples,
@@ -333,11 +258,11 @@ def run(args: argparse.Namespace, build_judge: Callable[[argparse.Namespace], Ju
         )
     if args.json and Path(args.json).exists() and not args.overwrite:
         raise UsageError(f"{args.json} already exists; pass --overwrite or another --json path")
-    items = gold.load_items(args.split, data_path=args.data, gold_path=args.gold)
+    items = gold_set.load_items(args.split, data_path=args.data, gold_path=args.gold)
     if args.gold:
-        source, version = str(args.gold), gold.gold_version(args.gold)
+        source, version = str(args.gold), gold_set.gold_version(args.gold)
     else:
-        source, version = "cc_tasks/judges/gold", gold.gold_version()
+        source, version = "cc_tasks/judges/gold", gold_set.gold_version()
     if not items:
         raise GoldError(f"the gold set has no items in split {args.split!r}")
     total = len(items)

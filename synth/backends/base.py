@@ -10,6 +10,7 @@ side uses, so the continuation stays in the same assistant turn.
 from __future__ import annotations
 
 import abc
+import argparse
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -81,12 +82,49 @@ class BackendError(CCError, RuntimeError):
 
 
 class Backend(abc.ABC):
-    """Base class. Subclasses set ``kind`` and implement :meth:`generate`."""
+    """Base class. Subclasses set ``kind`` and implement :meth:`generate`.
+
+    A backend also owns its part of ``c2-syn``: the class attributes and classmethods below are
+    all the CLI knows of it, so adding a backend is this one module plus one line in
+    :data:`synth.backends.BACKEND_KINDS`. They run when ``c2-syn`` builds its parser, so a
+    backend module imports its heavy libraries (torch, vLLM, openai) inside methods only.
+    """
 
     kind: str = ""
+    summary: str = ""  # what generates, for the ``--backend`` help ("transformers")
+    options_title: str = ""  # title of its ``--help`` group (default: "<kind> backend")
+    default_decoding: str = "greedy"  # when ``--decoding`` is not given
+    packages: tuple[str, ...] = ("torch", "transformers")  # versions the card records
     # How many requests (5 turns each) one generate() call should get: small enough that
     # progress moves per request, large enough to keep the hardware busy. None: all at once.
     requests_per_call: int | None = None
+
+    @classmethod  # noqa: B027 - optional hook
+    def add_arguments(cls, group: argparse._ArgumentGroup) -> None:
+        """Declare this backend's own flags in its ``--help`` group (none by default)."""
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> dict[str, Any]:
+        """The keyword arguments of ``__init__`` (after model and decoding) from parsed flags.
+
+        ``args`` holds every ``c2-syn generate`` flag: the shared synthesiser flags
+        (``system_prompt``, ``trust_remote_code``, ...) and every backend's own.
+        """
+        return {"system_prompt": args.system_prompt}
+
+    @classmethod
+    def software(cls) -> dict[str, str]:
+        """Versions of the packages that made the data, for the card (read from package
+        metadata: nothing is imported)."""
+        import importlib.metadata as md
+
+        out = {}
+        for name in ("course-correction", *cls.packages):
+            try:
+                out[name] = md.version(name)
+            except md.PackageNotFoundError:
+                out[name] = "not installed"
+        return out
 
     def __init__(self, model: str, decoding: Decoding, system_prompt: str | None = None) -> None:
         self.model_name = model

@@ -10,10 +10,12 @@ takes the GPU named by ``LOCAL_RANK``.
 
 from __future__ import annotations
 
+import argparse
 import os
 from collections.abc import Sequence
 from typing import Any
 
+from cc_tasks.errors import message
 from cc_tasks.seeding import stable_seed
 
 from .base import Backend, BackendError, Decoding, Generation, Turn, adds_bos, render
@@ -29,6 +31,36 @@ def default_device() -> str:
 
 class HFBackend(Backend):
     kind = "hf"
+    summary = "transformers"
+    default_decoding = "diverse-beam"  # the reference's
+
+    @classmethod
+    def add_arguments(cls, group: argparse._ArgumentGroup) -> None:
+        group.add_argument(
+            "--batch-size",
+            type=int,
+            default=8,
+            help="prompts per forward pass; progress moves every this many requests "
+            "(default: %(default)s)",
+        )
+        group.add_argument(
+            "--device", help="default: cuda:$LOCAL_RANK when a GPU is present, else cpu"
+        )
+        group.add_argument(
+            "--dtype",
+            default="auto",
+            help="torch dtype; auto = bfloat16 on GPU, float32 on CPU (default: %(default)s)",
+        )
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> dict[str, Any]:
+        return {
+            **super().from_args(args),
+            "trust_remote_code": args.trust_remote_code,
+            "batch_size": args.batch_size,
+            "device": args.device,
+            "dtype": args.dtype,
+        }
 
     def __init__(
         self,
@@ -61,7 +93,7 @@ class HFBackend(Backend):
                 model, dtype=torch_dtype, trust_remote_code=trust_remote_code
             ).to(self.device)
         except OSError as err:
-            raise BackendError(f"cannot load model {model!r}: {str(err).splitlines()[0]}") from None
+            raise BackendError(f"cannot load model {model!r}: {message(err)}") from None
         self.model.eval()
         self.tokenizer.padding_side = "left"  # decoder-only batched generation
         if self.tokenizer.pad_token is None:

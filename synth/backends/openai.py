@@ -17,11 +17,13 @@ anywhere; self-hosted servers without a key get a placeholder.
 
 from __future__ import annotations
 
+import argparse
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from cc_tasks.errors import message
 from cc_tasks.seeding import stable_seed
 
 from .base import Backend, BackendError, Decoding, Generation, Turn, adds_bos, render
@@ -31,6 +33,46 @@ OPENAI_HOST = "api.openai.com"
 
 class OpenAIBackend(Backend):
     kind = "openai"
+    summary = "an OpenAI-compatible server"
+    options_title = "openai backend (an OpenAI-compatible server such as `vllm serve`)"
+    packages = (*Backend.packages, "openai")
+
+    @classmethod
+    def add_arguments(cls, group: argparse._ArgumentGroup) -> None:
+        group.add_argument(
+            "--base-url", help="e.g. http://127.0.0.1:8000/v1 (default $OPENAI_BASE_URL)"
+        )
+        group.add_argument(
+            "--api-key-env",
+            default="OPENAI_API_KEY",
+            help="environment variable that holds the API key; the key is never written "
+            "(default: %(default)s)",
+        )
+        group.add_argument("--tokenizer", help="tokenizer that renders the chat (default: --model)")
+        group.add_argument(
+            "--concurrency",
+            type=int,
+            default=16,
+            help="requests in flight at once (default: %(default)s)",
+        )
+        group.add_argument(
+            "--max-retries",
+            type=int,
+            default=5,
+            help="retries per request with exponential backoff (default: %(default)s)",
+        )
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> dict[str, Any]:
+        return {
+            **super().from_args(args),
+            "trust_remote_code": args.trust_remote_code,
+            "base_url": args.base_url,
+            "api_key_env": args.api_key_env,
+            "tokenizer": args.tokenizer,
+            "concurrency": args.concurrency,
+            "max_retries": args.max_retries,
+        }
 
     def __init__(
         self,
@@ -79,7 +121,7 @@ class OpenAIBackend(Backend):
             )
         except OSError as err:
             raise BackendError(
-                f"cannot load tokenizer {name!r} to render prompts ({str(err).splitlines()[0]}); "
+                f"cannot load tokenizer {name!r} to render prompts ({message(err)}); "
                 "pass --tokenizer <local folder or Hub id of the served model>"
             ) from None
 
@@ -124,7 +166,7 @@ class OpenAIBackend(Backend):
         except openai.OpenAIError as err:
             raise BackendError(
                 f"{self.base_url}: request failed after {self.max_retries} retries "
-                f"({type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''})"
+                f"({type(err).__name__}: {message(err)[:200] if str(err) else ''})"
             ) from None
         usage = getattr(resp, "usage", None)
         return Generation(text=text, tokens=int(getattr(usage, "completion_tokens", 0) or 0))

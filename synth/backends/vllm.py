@@ -13,6 +13,7 @@ the CPU test suite (vLLM needs a GPU); keep this module small.
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,6 +24,40 @@ from .base import Backend, BackendError, Decoding, Generation, Turn, adds_bos, r
 
 class VLLMBackend(Backend):
     kind = "vllm"
+    summary = "vLLM"
+    packages = (*Backend.packages, "vllm")
+
+    @classmethod
+    def add_arguments(cls, group: argparse._ArgumentGroup) -> None:
+        group.add_argument(
+            "--tensor-parallel-size",
+            type=int,
+            default=1,
+            help="GPUs one model is spread over (default: %(default)s)",
+        )
+        group.add_argument(
+            "--gpu-memory-utilization",
+            type=float,
+            default=0.9,
+            help="share of GPU memory vLLM may take (default: %(default)s)",
+        )
+        group.add_argument(
+            "--max-model-len",
+            type=int,
+            default=None,
+            help="context length vLLM reserves (default: the model's)",
+        )
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> dict[str, Any]:
+        return {
+            **super().from_args(args),
+            "trust_remote_code": args.trust_remote_code,
+            "tensor_parallel_size": args.tensor_parallel_size,
+            "gpu_memory_utilization": args.gpu_memory_utilization,
+            "max_model_len": args.max_model_len,
+            "dtype": args.dtype,  # the hf group's --dtype: one torch dtype flag for both
+        }
 
     def __init__(
         self,

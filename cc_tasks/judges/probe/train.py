@@ -152,10 +152,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="probe: %(message)s")
     try:
         from cc_tasks.embedded import embedded_model_path
+        from cc_tasks.stats import cohen_kappa
 
         from .. import gold as gold_mod
         from ..card import canonical_model
-        from ..scoring import cohen_kappa
 
         gold = _gold_dev(args.data)  # checks the gold set and data file before the model loads
         items = [g.item for g in gold]

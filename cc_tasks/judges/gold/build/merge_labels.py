@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 
 from cc_tasks.judges.gold import GOLD_PATH, count_table, read_records
-from cc_tasks.judges.scoring import cohen_kappa
+from cc_tasks.stats import cohen_kappa
 
 TEAM = Path("runs") / "gold"  # relative to the repository root
 FIELDS = (

@@ -1,6 +1,6 @@
 """C²-EVAL reports: :class:`~cc_tasks.results.Run` objects -> CSV, JSON and the Corr@k plot.
 
-The result schema, its readers and the markdown tables live in
+The result schema, its readers and the markdown tables live beside it in
 :mod:`cc_tasks.results`; this module only renders runs for ``c2-report``.
 The plot draws each run's 95% Wilson intervals as error bars, offsets runs
 slightly along k and gives each its own marker so overlapping runs stay
@@ -17,7 +17,8 @@ from pathlib import Path
 
 from cc_tasks.files import atomic_path, atomic_write_text
 from cc_tasks.prefill import PREFILL_LENGTHS
-from cc_tasks.results import FULL_ROWS, Run, json_safe
+
+from .schema import FULL_ROWS, Run, json_safe
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 CAPTION = (

@@ -2,21 +2,21 @@
 
 The demo's numbers come from the offline ``probe`` judge, validated on the gold set, where its
 agreement on the *embedded model's own* continuations is far lower than on the whole test split
-(cc_tasks/judges/README.md). So the demo's before/after samples are also labelled by a reader,
-with the gold set's rubric (cc_tasks/judges/gold/RUBRIC.md) and demo/BLIND_READING.md, **blind**: the items are shuffled
-together (before and after mixed, seeded from the item keys) under opaque ids, and the reader
-never sees the condition, the k or any judge's verdict.
+(docs/measurements.md). So the demo's before/after samples are also labelled by a reader, with
+the gold set's rubric (cc_tasks/judges/gold/RUBRIC.md) and BLIND_READING.md (beside this file),
+**blind**: ``demo/blind_items.py`` (a step of the demo) shuffles them together (before and after
+mixed, seeded from the item keys) under opaque ids, and the reader never sees the condition,
+the k or any judge's verdict. Run from the repository root:
 
-    python demo/blind_read.py prepare runs/demo runs/demo/blind     # items.jsonl + key.json
+    python -m experiments.blind_reading.blind_read prepare runs/demo runs/demo/blind   # = the demo's step
     # a reader writes runs/demo/blind/labels-<reader>.jsonl: {"id", "label": yes|no, "reason"}
-    python demo/blind_read.py score runs/demo/blind --judge probe   # Corr@k per condition, ...
+    python -m experiments.blind_reading.blind_read score runs/demo/blind --settled FILE
 
 ``score`` unblinds: Corr@k and Corr_mean before/after by the reader's labels, the paired
 bootstrap over rows of the difference (demo/compare.py), the judge's agreement with the reader
 on these items per condition (kappa, precision/recall of "yes" with Wilson intervals), and the
 agreement of two readers on the items both labelled. Where readers disagree, ``--settled FILE``
 gives the settled label ({"id", "label", "why"}) used for the numbers.
-The items hold model text and the request: keep them out of the repository (runs/ is ignored).
 """
 
 from __future__ import annotations
@@ -28,84 +28,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # demo/compare.py
+from demo.blind_items import CONDITIONS, prepare
 
-CONDITIONS = ("before", "after")
-SECOND_SHARE = 25  # percent of the items a second reader labels independently
 READER_FIELDS = ("id", "label")
-
-
-def _samples(folder: Path) -> list[tuple[Any, int, str, str, str, str]]:
-    """(row_id, k, request, prefill, continuation, judge label) of every path under ``folder``."""
-    from cc_tasks.samples import find_sample_files, sample_verdicts
-
-    out = []
-    for sf in find_sample_files([str(folder)], need_row_id=True):
-        for sample in sf.samples:
-            verdicts = sample_verdicts(sample, str(sf.path))
-            for text, verdict in zip(sample.continuations, verdicts, strict=True):
-                out.append(
-                    (sample.row_id, sample.k, sample.prompt, sample.prefill, text, verdict["label"])
-                )
-    return out
-
-
-def prepare(demo: Path, target: Path) -> int:
-    """Write ``items.jsonl`` (what the reader sees) and ``key.json`` (what unblinds it)."""
-    from cc_tasks.files import atomic_write_text
-    from cc_tasks.seeding import stable_seed
-
-    if target.exists() and any(target.iterdir()):
-        print(f"blind_read: error: {target} is not empty", file=sys.stderr)
-        return 2
-    items = []
-    for condition in CONDITIONS:
-        folder = demo / f"eval_{condition}"
-        if not folder.is_dir():
-            print(f"blind_read: error: {folder}: no such folder", file=sys.stderr)
-            return 2
-        for row_id, k, request, prefill, text, judged in _samples(folder):
-            key = f"{condition}|{row_id}|{k}"
-            items.append(
-                {
-                    "order": stable_seed("blind-read", key),
-                    "key": key,
-                    "condition": condition,
-                    "row_id": row_id,
-                    "k": k,
-                    "judge_label": judged,
-                    "request": request,
-                    "prefill": prefill,
-                    "continuation": text,
-                }
-            )
-    items.sort(key=lambda item: item["order"])
-    target.mkdir(parents=True, exist_ok=True)
-    shown = [
-        {
-            "id": f"i{n:04d}",
-            "request": it["request"],
-            "prefill": it["prefill"],
-            "continuation": it["continuation"],
-        }
-        for n, it in enumerate(items)
-    ]
-    key = {
-        f"i{n:04d}": {k: it[k] for k in ("condition", "row_id", "k", "judge_label")}
-        for n, it in enumerate(items)
-    }
-    atomic_write_text(
-        target / "items.jsonl", "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in shown)
-    )
-    atomic_write_text(target / "key.json", json.dumps(key, indent=1) + "\n")
-    # the second reader's share: every item whose id's stable draw falls under SECOND_SHARE
-    second = [s["id"] for s in shown if stable_seed("blind-second", s["id"]) % 100 < SECOND_SHARE]
-    atomic_write_text(target / "second.txt", "".join(i + "\n" for i in second))
-    print(
-        f"{len(shown)} items (before and after mixed) in {target / 'items.jsonl'}; "
-        f"{len(second)} for a second reader in {target / 'second.txt'}"
-    )
-    return 0
 
 
 def read_labels(path: Path, ids: Iterable[str]) -> dict[str, str]:
@@ -128,23 +53,20 @@ def read_labels(path: Path, ids: Iterable[str]) -> dict[str, str]:
 
 def _confusion(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
     """Judge vs reader on the same items: kappa, precision and recall of yes (Wilson)."""
-    from cc_tasks.judges.scoring import cohen_kappa
-    from cc_tasks.stats import wilson
+    from cc_tasks.stats import cohen_kappa, yes_counts
 
     judge, reader = zip(*pairs, strict=True) if pairs else ((), ())
     judge, reader = list(judge), list(reader)
-    tp = sum(j == r == "yes" for j, r in zip(judge, reader, strict=True))
-    fp = sum(j == "yes" and r == "no" for j, r in zip(judge, reader, strict=True))
-    fn = sum(j != "yes" and r == "yes" for j, r in zip(judge, reader, strict=True))
+    counts = yes_counts(reader, judge)
     return {
         "n": len(judge),
         "reader_yes": reader.count("yes"),
         "judge_yes": judge.count("yes"),
         "kappa": cohen_kappa(judge, reader),
-        "precision_yes": tp / (tp + fp) if tp + fp else None,
-        "precision_yes_ci95": wilson(tp, tp + fp),
-        "recall_yes": tp / (tp + fn) if tp + fn else None,
-        "recall_yes_ci95": wilson(tp, tp + fn),
+        "precision_yes": counts.precision,
+        "precision_yes_ci95": counts.precision_ci,
+        "recall_yes": counts.recall,
+        "recall_yes_ci95": counts.recall_ci,
     }
 
 
@@ -154,10 +76,7 @@ def score(
     settled: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Unblind: the reader's Corr@k per condition, the paired difference, the judge's agreement."""
-    from compare import paired_difference
-
-    from cc_tasks.judges.scoring import cohen_kappa
-    from cc_tasks.stats import mean_of_rates
+    from cc_tasks.stats import cohen_kappa, mean_of_rates, paired_difference
 
     settled = dict(settled or {})
     names = sorted(readers)

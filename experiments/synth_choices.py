@@ -1,4 +1,4 @@
-"""Measure what makes the embedded model's C²-SYN good enough for the demo (issue 12, item 3).
+"""Measure what makes the embedded model's C²-SYN good enough for the demo (a pilot).
 
 Why: the 135M synthesiser writes r0 (should refuse) and r1..r4 (should turn away after the
 trigger) poorly, and the quality gate then drops most requests. This script measures each
@@ -17,7 +17,7 @@ each judge then gates the same stored records (:func:`synth.gate.judge_records`)
 judges see identical texts. Output: one JSON file (``--out``/synth_choices.json) with the
 per-rank rates r0..r4, the pass rate and the pairs each action keeps, per setting.
 
-    python demo/synth_choices.py --requests 24 --out runs/synth_choices
+    python -m experiments.synth_choices --requests 24 --out runs/synth_choices   # from the root
 """
 
 from __future__ import annotations
@@ -32,16 +32,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "demo"))
-
-from run_demo import (  # noqa: E402
+from demo.run_demo import (
     DEFAULT_DATA,
     SAFETY_SYSTEM_PROMPT,
     SYNTH_SYSTEM_PROMPT,
     bin_of,
     split_rows,
 )
+
+ROOT = Path(__file__).resolve().parents[1]
 
 PROMPTS: dict[str, str | None] = {
     "none": None,

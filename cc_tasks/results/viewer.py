@@ -15,7 +15,7 @@ cards with ``textContent`` only. Rows render lazily, a page at a time, so a
 full run (4,000 samples per run, several runs) stays fast.
 
 Which sample files belong to a run is the result schema's call
-(:attr:`cc_tasks.results.Run.sample_files`); :mod:`cc_tasks.samples` reads them.
+(:attr:`cc_tasks.results.Run.sample_files`); :mod:`cc_tasks.results.samples` reads them.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ from typing import Any, Protocol
 
 from cc_tasks.errors import UsageError
 from cc_tasks.files import atomic_write_text
-from cc_tasks.samples import Sample, SampleFile, read_sample_file, sample_verdicts
+
+from .samples import Sample, SampleFile, read_sample_file, sample_verdicts
 
 TEMPLATE = "viewer.html"
 FIELDS = (
@@ -189,6 +190,11 @@ def _row_key(row: int | str) -> tuple[int, int, str]:
 # --------------------------------------------------------------------------- HTML parts
 
 
+def counted(n: int, noun: str) -> str:
+    """``1 run``, ``2 runs``, ``0 runs``: a count with its noun in the right number."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def json_for_script(data: Any) -> str:
     """JSON safe inside ``<script type="application/json">``: no ``<``, ``>`` or ``&`` left."""
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).translate(_JSON_ESCAPES)
@@ -284,7 +290,7 @@ def _inline(template: str, tag: str) -> str:
 
 
 def load_template() -> str:
-    return resources.files("cc_tasks").joinpath(TEMPLATE).read_text(encoding="utf-8")
+    return resources.files("cc_tasks.results").joinpath(TEMPLATE).read_text(encoding="utf-8")
 
 
 def render(
@@ -306,7 +312,8 @@ def render(
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     total = len(payload.samples)
     meta = (
-        f"{len(payload.runs)} runs, {total} samples; made by {generator} on {created}. "
+        f"{counted(len(payload.runs), 'run')}, {counted(total, 'sample')}; "
+        f"made by {generator} on {created}. "
         "Filters live in the address (#k=20&verdict=yes), so a view can be bookmarked."
     )
     values = {
@@ -340,7 +347,7 @@ def write_html(
     title: str,
     generator: str = "c2-report",
 ) -> int:
-    """Write the page atomically; returns its size in bytes."""
+    """Write the page atomically (its folder made if missing); returns its size in bytes."""
     text = render(
         payload, table_markdown=table_markdown, plot_png=plot_png, title=title, generator=generator
     )
@@ -349,14 +356,21 @@ def write_html(
 
 
 def prepare(path: str | Path, runs: Sequence[RunLike], *, overwrite: bool = False) -> Payload:
-    """Check the output path, then read every sample: all before anything is written."""
+    """Check the output path, then read every sample: all before anything is written.
+
+    A missing parent folder is fine (it is made when the page is written, as ``--out``
+    makes its folder); a parent path that runs into a file is not.
+    """
     target = Path(path)
     if target.is_dir():
         raise ViewerError(f"{target}: is a directory; --html needs a file name (report.html)")
     if target.exists() and not overwrite:
         raise ViewerError(f"{target}: already exists; choose another --html path or remove it")
-    if not target.parent.is_dir():
-        raise ViewerError(f"{target.parent}: no such folder (for --html)")
+    ancestor = target.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ViewerError(f"{ancestor}: not a folder (for --html {target})")
     return collect(runs)
 
 
@@ -374,8 +388,8 @@ def write_report(
     png = Path(png_path).read_bytes() if png_path else png_of(plot) if plot else None
     size = write_html(path, payload, table_markdown=table_markdown, plot_png=png, title=title)
     return (
-        f"html: {path} ({size / 1e6:.1f} MB, {len(payload.runs)} runs, "
-        f"{len(payload.samples)} samples; open it in a browser, it needs no network)"
+        f"html: {path} ({size / 1e6:.1f} MB, {counted(len(payload.runs), 'run')}, "
+        f"{counted(len(payload.samples), 'sample')}; open it in a browser, it needs no network)"
     )
 
 
