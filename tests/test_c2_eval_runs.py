@@ -18,8 +18,8 @@ from typing import Any, ClassVar
 import pytest
 
 from cc_tasks import TASK_DIR
-from cc_tasks.c2_eval import utils
-from cc_tasks.c2_eval.docs import build_docs, run_options
+from cc_tasks.c2_eval.options import run_options
+from cc_tasks.c2_eval.rows import build_docs
 from cc_tasks.judges import JUDGE_KINDS, Judge, JudgeItem, Verdict
 from cc_tasks.prefill import PREFILL_LENGTHS, render_open_assistant
 
@@ -288,12 +288,15 @@ def test_judge_errors_make_c2_eval_exit_1_with_results_written(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from cc_tasks.cli.eval import main
+    from cc_tasks.cli import eval as c2_eval_cli
 
+    runs: list[Any] = []  # the run's options, as c2-eval registers them for lm-eval's subtasks
+    register = c2_eval_cli.registered
+    monkeypatch.setattr(c2_eval_cli, "registered", lambda o: (runs.append(o), register(o))[1])
     monkeypatch.setitem(JUDGE_KINDS, "broken", f"{__name__}:BrokenJudge")
     data = write_rows(tmp_path / "rows.jsonl", 2)
     out = tmp_path / "out"
-    code = main(
+    code = c2_eval_cli.main(
         [
             "--data", str(data), "--judge", "broken", "--limit", "2", "--tasks", "c2_eval_k10",
             "--model_args", f"pretrained={tiny_model_dir},dtype=float32", "--device", "cpu",
@@ -305,7 +308,8 @@ def test_judge_errors_make_c2_eval_exit_1_with_results_written(
     assert "2 of 2 judgments failed" in err
     result = results_of(out)["results"]["c2_eval_k10"]
     assert result["errors,broken"] == 2 and "corr,broken" not in result
-    assert utils.JUDGE_LEDGER == [
+    (run,) = runs
+    assert run.accounting.entries == [
         {
             "task": "c2_eval_k10",
             "judge": "broken",

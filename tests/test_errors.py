@@ -338,7 +338,7 @@ def test_push_refused_token_is_exit_2(tmp_path: Path, monkeypatch: pytest.Monkey
 
 
 def test_every_project_error_is_one_ccerror_with_its_exit_code() -> None:
-    from cc_tasks.c2_eval.docs import C2EvalConfigError
+    from cc_tasks.c2_eval.options import C2EvalConfigError
     from cc_tasks.cli.judge import InputError
     from cc_tasks.embedded import EmbeddedModelError
     from cc_tasks.judges import JudgeConfigError
