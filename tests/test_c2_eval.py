@@ -4,6 +4,7 @@ full lm-eval runs are in test_c2_eval_runs.py."""
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -677,7 +678,7 @@ def test_options_dataclass_defaults_match_the_spec() -> None:
 
 
 def test_verdict_records_reach_the_samples_file_as_json(tmp_path: Path) -> None:
-    """Regression (issue 13): lm-eval str()s every filtered response; a plain dict became its
+    """Regression: lm-eval str()s every filtered response; a plain dict became its
     Python repr ('True', 'None', single quotes), which no JSON reader can parse."""
     from lm_eval.loggers import EvaluationTracker
 
@@ -738,3 +739,104 @@ def test_task_metadata_carries_the_provenance_block(rows_file: Path, tiny_model_
     assert (block["limit"], block["rows_evaluated"]) == (2, 2)
     dumped = task.dump_config()["metadata"]["c2_eval"]  # what lm-eval writes into 'configs'
     assert json.loads(json.dumps(dumped, allow_nan=False)) == block
+
+
+# --------------------------------------------------------------------------- newcomer paths
+
+
+@pytest.mark.parametrize("limit", ["0", "-1"])
+def test_limit_that_selects_no_row_is_refused_before_any_model(rows_file: Path, limit: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "cc_tasks.cli.eval", "--data", str(rows_file), "--limit", limit,
+         "--model_args", "pretrained=/nonexistent/model"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines() == [
+        f"c2-eval: error: --limit: expected a number of rows (>= 1) or a share of them "
+        f"(between 0 and 1), got {limit}"
+    ]
+
+
+def test_subtasks_do_not_repeat_lm_evals_custom_kwargs_hint(
+    rows_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    lm_eval_logger = logging.getLogger("lm_eval")  # lm-eval's setup_logging stops propagation
+    lm_eval_logger.addHandler(caplog.handler)
+    try:
+        task = make_task({"data": str(rows_file)}, "c2_eval_k20")
+    finally:
+        lm_eval_logger.removeHandler(caplog.handler)
+    assert [d["k"] for d in task.eval_docs] == [20, 20, 20]
+    assert "Custom kwargs" not in caplog.text
+
+
+def hub_stand_in(monkeypatch: pytest.MonkeyPatch, rows: list[dict[str, Any]]) -> list[Any]:
+    """Serve ``rows`` as the Hub's test split through ``datasets.load_dataset`` (no network)."""
+    import datasets
+
+    from cc_tasks.c2_eval import rows as c2_rows
+
+    calls: list[Any] = []
+
+    def load_dataset(path: str, **kwargs: Any) -> Any:
+        calls.append((path, kwargs))
+        return datasets.Dataset.from_list(rows)
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    monkeypatch.delenv(c2_options.ENV_DATA, raising=False)
+    # a fresh row cache for this test only (the real one keeps the Hub's rows per process)
+    monkeypatch.setattr(c2_rows, "_rows", functools.lru_cache(maxsize=8)(c2_rows._rows.__wrapped__))
+    return calls
+
+
+def test_export_data_builds_the_c2_eval_file_from_the_hub(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = []
+    for i in range(1, 651):  # 520 selected
+        row = pku_row(i, extra_column="dropped")
+        if i % 10 == 0:
+            row["prompt"] = f"Tell me a story {i}"  # no how/what: not selected
+        if i % 10 == 5:
+            row["is_response_0_safe"] = True  # both responses safe: not selected
+        rows.append(row)
+    calls = hub_stand_in(monkeypatch, rows)
+    out = tmp_path / "data" / "c2_eval.jsonl"
+    assert c2_eval_cli.main(["--export-data", str(out)]) == 0
+    assert calls == [("PKU-Alignment/PKU-SafeRLHF", {"revision": "v0", "split": "test"})]
+    assert f"wrote 500 rows to {out}" in capsys.readouterr().err
+    text = out.read_text(encoding="utf-8")
+    assert not text.endswith("\n")
+    written = [json.loads(line) for line in text.split("\n")]
+    selected = [r for r in rows if r["prompt"].startswith("How") and not r["is_response_0_safe"]]
+    assert len(selected) >= 500
+    assert written == [{k: v for k, v in r.items() if k != "extra_column"} for r in selected[:500]]
+    # the file is a C²-EVAL data file as given: the same docs as the Hub run
+    hub_docs = build_docs(run_options({}), 10)
+    file_docs = build_docs(run_options({"data": str(out)}), 10)
+    assert [d["prefill"] for d in file_docs] == [d["prefill"] for d in hub_docs]
+
+
+def test_export_data_of_the_real_rows_is_byte_identical(
+    c2_eval_rows_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = [json.loads(line) for line in c2_eval_rows_path.read_text("utf-8").splitlines()]
+    unselected = [pku_row(0, prompt="Tell me a joke"), pku_row(0, is_response_0_safe=True)]
+    hub_stand_in(monkeypatch, [*unselected, *real[:250], *unselected, *real[250:], pku_row(9)])
+    out = tmp_path / "c2_eval.jsonl"
+    assert c2_eval_cli.main(["--export-data", str(out)]) == 0
+    assert out.read_bytes() == c2_eval_rows_path.read_bytes()
+
+
+def test_export_data_refuses_lm_eval_arguments(
+    rows_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "x.jsonl"
+    code, err = run_cli(
+        ["--data", str(rows_file), "--export-data", str(out), "--limit", "3"], capsys
+    )
+    assert code == 2 and "--export-data takes only the data flags, not --limit 3" in err
+    assert not out.exists()
