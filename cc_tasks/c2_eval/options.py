@@ -202,7 +202,8 @@ def run_options(meta: Mapping[str, Any] | None) -> RunOptions:
 # here under a run id and passes the id in the metadata; each subtask takes it out again (so
 # the results file records the same metadata as before) and looks the object up. A run that
 # lm-eval starts without c2-eval (plain `lm_eval --tasks c2_eval`) has no id: its subtasks
-# share one RunOptions per distinct settings instead. This registry is the only such place.
+# share one RunOptions per distinct settings in the process instead (one judge, as before; its
+# accounting then sums such runs, and nothing reads it). This registry is the only such place.
 
 RUN_KEY = "c2_eval_run"
 """The metadata key of a registered run id (removed from the task metadata lm-eval writes)."""

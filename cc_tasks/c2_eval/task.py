@@ -101,8 +101,9 @@ class C2EvalTask(ConfigurableTask):
 
     def apply_filters(self) -> None:
         """Judge every continuation with the run's judge, counting into the run's accounting."""
-        judge = JudgeFilter(run=self.options, task=self.config.task)
-        FilterEnsemble(name=judge.judge.name, filters=[lambda: judge]).apply(self.instances)
+        judge_filter = JudgeFilter(run=self.options, task=self.config.task)
+        name = self.options.built_judge.name  # the filter_list name: lm-eval's Filter column
+        FilterEnsemble(name=name, filters=[lambda: judge_filter]).apply(self.instances)
 
     def build_all_requests(self, **kwargs: Any) -> None:
         try:

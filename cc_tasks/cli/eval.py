@@ -5,7 +5,7 @@ Usage::
     c2-eval --data rows.jsonl --judge rule --limit 10            # embedded SmolLM2, hf backend
     c2-eval --model vllm --model_args pretrained=Qwen/Qwen2-7B-Instruct --judge openai
 
-It runs ``lm-eval run`` in this process (:func:`run_lm_eval`) with, unless given:
+It runs ``lm-eval run`` in this process (:class:`LmEvalCli`) with, unless given:
 ``--tasks c2_eval``, ``--apply_chat_template``, ``--model hf`` with
 ``pretrained=<embedded SmolLM2 folder>``; it always adds this package's task
 folder to ``--include_path``. Its own flags (below) become lm-eval
@@ -13,13 +13,18 @@ folder to ``--include_path``. Its own flags (below) become lm-eval
 requested task is a C²-EVAL task, lm-eval indexes only the include path (not
 its built-in tasks), which saves ~15 s of start-up.
 
-Before lm-eval loads any model it validates the data (every row), the judge
-configuration (``judge.check()``) and, for hf/vllm/sglang, the model's chat
-template, and ``--limit``. ``--export-data FILE`` writes the rows a run would
-evaluate (from the Hub: the C²-EVAL file) and exits, without lm-eval. Exit status: 0 ok; 1 judge errors (unless ``--allow-judge-errors``) or
-more than ``--max-invalid`` (default 5%) invalid verdicts (unless
-``--allow-invalid``); 2 bad input or configuration. The judge flags are the ones
-every tool shares (:mod:`cc_tasks.judges.settings`).
+Before lm-eval loads any model it checks ``--tasks`` and ``--limit``, validates
+the data (every row), builds and checks the judge (``judge.check()``) and, for
+hf/vllm/sglang, renders the model's chat template. The run's options, judge
+included, reach lm-eval's subtasks as one object
+(:func:`cc_tasks.c2_eval.options.registered`); after the run, its judge
+accounting decides the exit status: 0 ok; 1 judge errors (unless
+``--allow-judge-errors``) or more than ``--max-invalid`` (default 5%) invalid
+verdicts (unless ``--allow-invalid``); 2 bad input or configuration. The judge
+flags are the ones every tool shares (:mod:`cc_tasks.judges.settings`).
+
+``--export-data OUT`` writes the rows a run would evaluate (from the Hub: the
+C²-EVAL file of 500 rows) and exits, without lm-eval or a model.
 """
 
 from __future__ import annotations
@@ -321,7 +326,7 @@ def run(ours: argparse.Namespace, rest: Sequence[str]) -> int:
         args.model_args = model_args
     # The run's options, as every subtask will see them (lm-eval merges model_args into the
     # task metadata); the subtasks use this very object: see options.registered.
-    options = check_run(model_args | args.metadata) if c2_eval else run_options(args.metadata)
+    options = check_run(model_args | args.metadata) if c2_eval else RunOptions()
     if c2_eval:
         precheck_chat_template(args.model, model_args, options)
 
