@@ -80,14 +80,21 @@ def exit_code(err: BaseException) -> int:
     return EXIT_USAGE
 
 
-def message(err: BaseException) -> str:
-    """``err`` as one line; an ``OSError`` as ``<file>: <reason>`` (no ``[Errno N]``)."""
+def message(err: BaseException, limit: int | None = None) -> str:
+    """``err`` as one line; an ``OSError`` as ``<file>: <reason>`` (no ``[Errno N]``).
+
+    The project's way to show an exception inside another message: line breaks
+    are folded into spaces, an empty text becomes the exception's class name, and
+    ``limit`` cuts the line to that many characters (for third-party errors that
+    run on for pages).
+    """
     if isinstance(err, OSError) and not isinstance(err, CCError) and err.strerror:
         where = ": ".join(str(f) for f in (err.filename, err.filename2) if f is not None)
         text = f"{where}: {err.strerror.lower()}" if where else err.strerror
     else:
         text = str(err)
-    return " ".join(text.split()) or type(err).__name__
+    line = " ".join(text.split()) or type(err).__name__
+    return line if limit is None else line[:limit]
 
 
 def cli_exit(prog: str, err: BaseException, stream: TextIO | None = None) -> int:

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from cc_tasks.errors import UsageError
+from cc_tasks.errors import UsageError, message
 
 READ_CHUNK = 1 << 16  # bytes read at a time while looking for the end of a line
 MAX_LINE_BYTES = 16 << 20  # a JSONL line longer than this is refused (rows are KBs)
@@ -105,24 +105,42 @@ def _umask() -> int:
     return mask
 
 
+def _naming(err: OSError, target: Path) -> OSError:
+    """``err`` naming ``target``: a full disk or an I/O error reports no file (or only the
+    temporary one), so the one line the user sees would not say which output failed."""
+    temporary = f".{target.name}."  # mkstemp's names: see atomic_path
+    if err.filename is not None and not Path(os.fsdecode(err.filename)).name.startswith(temporary):
+        return err
+    named = OSError(
+        err.errno, err.strerror or message(err), str(target)
+    )  # errno picks the subclass
+    return named.with_traceback(err.__traceback__)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """A temporary path beside ``path``; renamed onto ``path`` only if the block succeeds.
 
     For writers that want a file name (``pyarrow.parquet.write_table``, ``savefig``).
-    The file gets the usual permissions (umask), not ``mkstemp``'s private ones.
+    The file gets the usual permissions (umask), not ``mkstemp``'s private ones. An
+    ``OSError`` that names no file (disk full) or only the temporary one is raised
+    naming ``path``.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(name)
+    tmp: Path | None = None
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        os.close(fd)
+        tmp = Path(name)
         yield tmp
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
+    except OSError as err:
+        raise _naming(err, target) from None
     finally:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

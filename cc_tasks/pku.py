@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from cc_tasks.errors import UsageError
+from cc_tasks.errors import UsageError, message
 from cc_tasks.files import iter_jsonl, open_input
 
 HUB_ID = "PKU-Alignment/PKU-SafeRLHF"
@@ -139,14 +139,16 @@ def _iter_parquet(p: Path) -> Iterator[tuple[int, Any]]:
         try:
             batches = pq.ParquetFile(handle).iter_batches(batch_size=1024)
         except Exception as err:  # pyarrow raises ArrowInvalid/OSError for a non-parquet file
-            raise DataError(f"{p}: not a readable parquet file ({_first_line(err)})") from None
+            raise DataError(
+                f"{p}: not a readable parquet file ({message(err, limit=160)})"
+            ) from None
         index = 0
         while True:
             try:
                 batch = next(batches, None)
             except Exception as err:
                 raise DataError(
-                    f"{p}: row {index + 1}: damaged parquet ({_first_line(err)})"
+                    f"{p}: row {index + 1}: damaged parquet ({message(err, limit=160)})"
                 ) from None
             if batch is None:
                 return
@@ -168,16 +170,12 @@ def _read_json_list(p: Path) -> list[Any]:
     try:
         data = json.loads(raw.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise DataError(f"{p}: not valid JSON ({_first_line(err)})") from None
+        raise DataError(f"{p}: not valid JSON ({message(err, limit=160)})") from None
     if isinstance(data, Mapping) and isinstance(data.get("data"), list):
         data = data["data"]
     if not isinstance(data, list):
         raise DataError(f"{p}: expected a JSON list of rows")
     return data
-
-
-def _first_line(err: BaseException) -> str:
-    return (str(err).splitlines() or [type(err).__name__])[0][:160]
 
 
 def stream_rows(
@@ -244,7 +242,7 @@ def _load_hub(split: str, env_var: str | None, flag: str = "--data") -> Iterable
         hint = f" or set {env_var}=<file>" if env_var else ""
         raise DataError(
             f"could not load {HUB_ID}@{HUB_REVISION} ({split}) from the Hugging Face Hub "
-            f"({type(err).__name__}: {str(err).splitlines()[0][:160] if str(err) else ''}); "
+            f"({type(err).__name__}: {message(err, limit=160)}); "
             f"pass a local JSONL/JSON/parquet file of the same schema with {flag}{hint}"
         ) from None
     return ds  # Arrow-backed: rows are read as they are iterated

@@ -4,6 +4,7 @@ full lm-eval runs are in test_c2_eval_runs.py."""
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -16,9 +17,10 @@ from typing import Any, ClassVar
 import pytest
 
 from cc_tasks import TASK_DIR
-from cc_tasks.c2_eval import docs as c2_docs
+from cc_tasks.c2_eval import options as c2_options
 from cc_tasks.c2_eval import utils
-from cc_tasks.c2_eval.docs import C2EvalConfigError, RunOptions, build_docs, run_options
+from cc_tasks.c2_eval.options import C2EvalConfigError, RunOptions, run_options
+from cc_tasks.c2_eval.rows import build_docs
 from cc_tasks.c2_eval.utils import JudgeFilter, load_c2_eval, mean_present, process_results, total
 from cc_tasks.cli import eval as c2_eval_cli
 from cc_tasks.judges import ERROR, INVALID, JUDGE_KINDS, Judge, JudgeConfigError, JudgeItem, Verdict
@@ -85,17 +87,17 @@ def test_custom_dataset_ignores_model_args_in_metadata(rows_file: Path) -> None:
 
 
 def test_env_var_names_the_data_file(rows_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(c2_docs.ENV_DATA, str(rows_file))
+    monkeypatch.setenv(c2_options.ENV_DATA, str(rows_file))
     assert [d["row_id"] for d in build_docs(run_options({}), 20)] == [1, 2, 3]
 
 
 def test_no_hub_and_no_file_says_how_to_pass_one(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(c2_docs.ENV_DATA, raising=False)
+    monkeypatch.delenv(c2_options.ENV_DATA, raising=False)
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     with pytest.raises(DataError) as err:
         build_docs(run_options({}), 10)
     assert "PKU-Alignment/PKU-SafeRLHF" in str(err.value)
-    assert "--data" in str(err.value) and c2_docs.ENV_DATA in str(err.value)
+    assert "--data" in str(err.value) and c2_options.ENV_DATA in str(err.value)
 
 
 BAD_ROWS = [
@@ -184,18 +186,18 @@ def test_bad_metadata_values(meta: dict, message: str) -> None:
 
 
 def test_judge_resolution_metadata_then_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(c2_docs.ENV_JUDGE, raising=False)
-    monkeypatch.delenv(c2_docs.ENV_JUDGE_OPTIONS, raising=False)
+    monkeypatch.delenv(c2_options.ENV_JUDGE, raising=False)
+    monkeypatch.delenv(c2_options.ENV_JUDGE_OPTIONS, raising=False)
     assert run_options({}).judge == "rule"
-    monkeypatch.setenv(c2_docs.ENV_JUDGE, "openai")
-    monkeypatch.setenv(c2_docs.ENV_JUDGE_OPTIONS, '{"model": "gpt-4o"}')
+    monkeypatch.setenv(c2_options.ENV_JUDGE, "openai")
+    monkeypatch.setenv(c2_options.ENV_JUDGE_OPTIONS, '{"model": "gpt-4o"}')
     opts = run_options({})
     assert (opts.judge, opts.judge_options) == ("openai", {"model": "gpt-4o"})
     # options from the environment belong to the environment's kind only
     assert run_options({"judge": "rule"}).judge_options == {}
     meta = {"judge": "openai", "judge_options": {"model": "m"}}
     assert run_options(meta).judge_options == {"model": "m"}
-    monkeypatch.setenv(c2_docs.ENV_JUDGE_OPTIONS, "{model: gpt-4o}")
+    monkeypatch.setenv(c2_options.ENV_JUDGE_OPTIONS, "{model: gpt-4o}")
     with pytest.raises(JudgeConfigError, match="C2_EVAL_JUDGE_OPTIONS: not valid JSON"):
         run_options({})
 
@@ -203,7 +205,8 @@ def test_judge_resolution_metadata_then_environment(monkeypatch: pytest.MonkeyPa
 def test_prefills_identical_across_processes_and_hash_seeds(rows_file: Path) -> None:
     code = (
         "import json, sys\n"
-        "from cc_tasks.c2_eval.docs import build_docs, run_options\n"
+        "from cc_tasks.c2_eval.options import run_options\n"
+        "from cc_tasks.c2_eval.rows import build_docs\n"
         "opts = run_options({'data': sys.argv[1], 'seed': 3})\n"
         "print(json.dumps([build_docs(opts, k) for k in (10, 50, 80)]))\n"
     )
@@ -272,8 +275,8 @@ def test_filter_judges_all_paths_in_one_batch_and_corr_is_hand_computed() -> Non
     late = " one two three I'm sorry"
     resps = [[fix, go], [go, go], [late, fix]]  # 3 docs x 2 paths
     docs = docs_for(10, 3)
-    utils.JUDGE_LEDGER.clear()
-    out = JudgeFilter(judge="rule", task="c2_eval_k10").apply(resps, docs)
+    judge_filter = JudgeFilter(judge="rule", task="c2_eval_k10")
+    out = judge_filter.apply(resps, docs)
     records = decoded(out)
     assert [[r["label"] for r in doc] for doc in records] == [
         ["yes", "no"],
@@ -292,7 +295,7 @@ def test_filter_judges_all_paths_in_one_batch_and_corr_is_hand_computed() -> Non
     assert [d["corr"] for d in per_doc] == [0.5, 0.0, 1.0]
     assert [d["corr_pos"] for d in per_doc] == [0.0, None, 1.5]
     assert aggregate(per_doc) == {"corr": 0.5, "corr_pos": 0.75, "invalid": 0, "errors": 0}
-    assert utils.JUDGE_LEDGER == [
+    assert judge_filter.run.accounting.entries == [
         {
             "task": "c2_eval_k10",
             "judge": "rule",
@@ -334,22 +337,25 @@ def test_invalid_and_error_verdicts_and_strict(scripted_kind: str) -> None:
 
 
 def test_a_failing_judge_keeps_the_generations_as_errors(scripted_kind: str) -> None:
-    utils.JUDGE_LEDGER.clear()
-    records = JudgeFilter(judge=scripted_kind, judge_options={"fail": True}, task="t").apply(
-        [["a"], ["b"]], docs_for(10, 2)
-    )
+    judge_filter = JudgeFilter(judge=scripted_kind, judge_options={"fail": True}, task="t")
+    records = judge_filter.apply([["a"], ["b"]], docs_for(10, 2))
     assert [r[0]["label"] for r in decoded(records)] == ["error", "error"]
     first = decoded(records)[0][0]
     assert first["continuation"] == "a" and "exploded" in first["raw"]
-    assert utils.JUDGE_LEDGER[-1]["errors"] == 2
+    assert judge_filter.run.accounting.entries[-1]["errors"] == 2
+    assert judge_filter.run.accounting.errors == 2
     assert "corr" not in process_results({}, [records[0]])
 
 
-def test_judge_is_built_and_checked_once_per_configuration() -> None:
-    a = c2_docs.get_judge("rule", {})
-    assert c2_docs.get_judge("rule", {}) is a
+def test_judge_is_built_and_checked_once_per_configuration(rows_file: Path) -> None:
+    options = RunOptions()
+    a = options.built_judge
+    assert options.built_judge is a
     with pytest.raises(JudgeConfigError, match="unknown judge 'nope'"):
-        c2_docs.get_judge("nope", {})
+        RunOptions(judge="nope").built_judge  # noqa: B018
+    # the eight subtasks of one lm-eval run share one RunOptions, so one judge
+    k10, k20 = (make_task({"data": str(rows_file)}, f"c2_eval_k{k}") for k in (10, 20))
+    assert k10.options is k20.options and k10.options.built_judge is k20.options.built_judge
 
 
 # --------------------------------------------------------------------------- the task class
@@ -384,7 +390,19 @@ def test_task_config_from_metadata(rows_file: Path) -> None:
     assert task.config.generation_kwargs["temperature"] == 0.8
     assert task.config.generation_kwargs["top_p"] == 0.7
     assert task.config.generation_kwargs["max_gen_toks"] == 32
-    assert [f.name for f in task._filters] == ["rule"]
+    assert task.dump_config()["filter_list"] == [  # what the results file records
+        {
+            "name": "rule",
+            "filter": [
+                {
+                    "function": "c2_judge",
+                    "judge": "rule",
+                    "judge_options": {},
+                    "task": "c2_eval_k30",
+                }
+            ],
+        }
+    ]
     assert task.config.process_results.keywords == {"strict": True, "pooled": True}
     corr = next(m for m in task.config.metric_list if m["metric"] == "corr")
     assert corr["aggregation"] is utils.pooled_corr
@@ -598,11 +616,12 @@ def test_cli_exit_status_follows_judge_errors(
     capsys: pytest.CaptureFixture[str],
     tiny_model_dir: str,
 ) -> None:
-    """The exit logic alone (the real filter feeding the ledger is covered by test_c2_eval_runs)."""
+    """The exit logic alone (the real filter feeding the accounting: the test below)."""
     from lm_eval._cli import HarnessCLI
 
-    def fake_execute(self: Any, args: Any) -> None:
-        utils.JUDGE_LEDGER.append({"task": "c2_eval_k10", "judge": "x", "paths": 4, "errors": 1})
+    def fake_execute(self: Any, args: Any) -> None:  # the run's accounting, as the filter fills it
+        run = c2_options.task_options(dict(args.metadata))
+        run.accounting.add({"task": "c2_eval_k10", "judge": "x", "paths": 4, "errors": 1})
 
     monkeypatch.setattr(HarnessCLI, "execute", fake_execute)
     base = ["--data", str(rows_file), "--model_args", f"pretrained={tiny_model_dir}"]
@@ -610,6 +629,44 @@ def test_cli_exit_status_follows_judge_errors(
     assert code == 1 and "1 of 4 judgments failed" in err and "--allow-judge-errors" in err
     code, err = run_cli([*base, "--allow-judge-errors"], capsys)
     assert code == 0 and "warning: 1 of 4 judgments failed" in err
+
+
+def test_cli_judge_settings_reach_the_filter_through_one_options_object(
+    rows_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tiny_model_dir: str,
+    scripted_kind: str,
+) -> None:
+    """c2-eval flags -> the run's RunOptions -> each subtask lm-eval builds -> its judge filter
+    -> the run's accounting -> c2-eval's exit status; lm-eval's run is replaced by the steps it
+    takes (build the subtask from the YAML and the metadata, render, generate, filter)."""
+    from lm_eval._cli import HarnessCLI
+
+    seen: list[Any] = []
+
+    def fake_execute(self: Any, args: Any) -> None:
+        task = make_task({**args.model_args, **args.metadata})
+        assert c2_options.RUN_KEY not in task.dump_config()["metadata"]  # results unchanged
+        seen.append(task.options)
+        build_requests(task, hflm(tiny_model_dir).apply_chat_template, limit=2)
+        for instance in task.instances:
+            instance.resps = ["then more."]
+        task.apply_filters()
+        labels = [json.loads(i.filtered_resps["scripted"][0])["label"] for i in task.instances]
+        assert labels == ["yes", "error"]
+
+    monkeypatch.setattr(HarnessCLI, "execute", fake_execute)
+    flags = ["--judge", scripted_kind, "--judge-options", '{"labels": ["yes", "error"]}']
+    argv = ["--data", str(rows_file), *flags, "--model_args", f"pretrained={tiny_model_dir}"]
+    code, err = run_cli(argv, capsys)
+    (options,) = seen
+    assert (options.judge, options.judge_options) == ("scripted", {"labels": ["yes", "error"]})
+    assert options.accounting.entries == [
+        {"task": "c2_eval_k10", "judge": "scripted", "paths": 2, "yes": 1, "no": 0,
+         "invalid": 0, "errors": 1}
+    ]  # fmt: skip
+    assert code == 1 and "1 of 2 judgments failed" in err
 
 
 def test_options_dataclass_defaults_match_the_spec() -> None:
@@ -621,7 +678,7 @@ def test_options_dataclass_defaults_match_the_spec() -> None:
 
 
 def test_verdict_records_reach_the_samples_file_as_json(tmp_path: Path) -> None:
-    """Regression (issue 13): lm-eval str()s every filtered response; a plain dict became its
+    """Regression: lm-eval str()s every filtered response; a plain dict became its
     Python repr ('True', 'None', single quotes), which no JSON reader can parse."""
     from lm_eval.loggers import EvaluationTracker
 
@@ -682,3 +739,104 @@ def test_task_metadata_carries_the_provenance_block(rows_file: Path, tiny_model_
     assert (block["limit"], block["rows_evaluated"]) == (2, 2)
     dumped = task.dump_config()["metadata"]["c2_eval"]  # what lm-eval writes into 'configs'
     assert json.loads(json.dumps(dumped, allow_nan=False)) == block
+
+
+# --------------------------------------------------------------------------- newcomer paths
+
+
+@pytest.mark.parametrize("limit", ["0", "-1"])
+def test_limit_that_selects_no_row_is_refused_before_any_model(rows_file: Path, limit: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "cc_tasks.cli.eval", "--data", str(rows_file), "--limit", limit,
+         "--model_args", "pretrained=/nonexistent/model"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines() == [
+        f"c2-eval: error: --limit: expected a number of rows (>= 1) or a share of them "
+        f"(between 0 and 1), got {limit}"
+    ]
+
+
+def test_subtasks_do_not_repeat_lm_evals_custom_kwargs_hint(
+    rows_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    lm_eval_logger = logging.getLogger("lm_eval")  # lm-eval's setup_logging stops propagation
+    lm_eval_logger.addHandler(caplog.handler)
+    try:
+        task = make_task({"data": str(rows_file)}, "c2_eval_k20")
+    finally:
+        lm_eval_logger.removeHandler(caplog.handler)
+    assert [d["k"] for d in task.eval_docs] == [20, 20, 20]
+    assert "Custom kwargs" not in caplog.text
+
+
+def hub_stand_in(monkeypatch: pytest.MonkeyPatch, rows: list[dict[str, Any]]) -> list[Any]:
+    """Serve ``rows`` as the Hub's test split through ``datasets.load_dataset`` (no network)."""
+    import datasets
+
+    from cc_tasks.c2_eval import rows as c2_rows
+
+    calls: list[Any] = []
+
+    def load_dataset(path: str, **kwargs: Any) -> Any:
+        calls.append((path, kwargs))
+        return datasets.Dataset.from_list(rows)
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    monkeypatch.delenv(c2_options.ENV_DATA, raising=False)
+    # a fresh row cache for this test only (the real one keeps the Hub's rows per process)
+    monkeypatch.setattr(c2_rows, "_rows", functools.lru_cache(maxsize=8)(c2_rows._rows.__wrapped__))
+    return calls
+
+
+def test_export_data_builds_the_c2_eval_file_from_the_hub(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = []
+    for i in range(1, 651):  # 520 selected
+        row = pku_row(i, extra_column="dropped")
+        if i % 10 == 0:
+            row["prompt"] = f"Tell me a story {i}"  # no how/what: not selected
+        if i % 10 == 5:
+            row["is_response_0_safe"] = True  # both responses safe: not selected
+        rows.append(row)
+    calls = hub_stand_in(monkeypatch, rows)
+    out = tmp_path / "data" / "c2_eval.jsonl"
+    assert c2_eval_cli.main(["--export-data", str(out)]) == 0
+    assert calls == [("PKU-Alignment/PKU-SafeRLHF", {"revision": "v0", "split": "test"})]
+    assert f"wrote 500 rows to {out}" in capsys.readouterr().err
+    text = out.read_text(encoding="utf-8")
+    assert not text.endswith("\n")
+    written = [json.loads(line) for line in text.split("\n")]
+    selected = [r for r in rows if r["prompt"].startswith("How") and not r["is_response_0_safe"]]
+    assert len(selected) >= 500
+    assert written == [{k: v for k, v in r.items() if k != "extra_column"} for r in selected[:500]]
+    # the file is a C²-EVAL data file as given: the same docs as the Hub run
+    hub_docs = build_docs(run_options({}), 10)
+    file_docs = build_docs(run_options({"data": str(out)}), 10)
+    assert [d["prefill"] for d in file_docs] == [d["prefill"] for d in hub_docs]
+
+
+def test_export_data_of_the_real_rows_is_byte_identical(
+    c2_eval_rows_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = [json.loads(line) for line in c2_eval_rows_path.read_text("utf-8").splitlines()]
+    unselected = [pku_row(0, prompt="Tell me a joke"), pku_row(0, is_response_0_safe=True)]
+    hub_stand_in(monkeypatch, [*unselected, *real[:250], *unselected, *real[250:], pku_row(9)])
+    out = tmp_path / "c2_eval.jsonl"
+    assert c2_eval_cli.main(["--export-data", str(out)]) == 0
+    assert out.read_bytes() == c2_eval_rows_path.read_bytes()
+
+
+def test_export_data_refuses_lm_eval_arguments(
+    rows_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "x.jsonl"
+    code, err = run_cli(
+        ["--data", str(rows_file), "--export-data", str(out), "--limit", "3"], capsys
+    )
+    assert code == 2 and "--export-data takes only the data flags, not --limit 3" in err
+    assert not out.exists()

@@ -18,8 +18,8 @@ from typing import Any, ClassVar
 import pytest
 
 from cc_tasks import TASK_DIR
-from cc_tasks.c2_eval import utils
-from cc_tasks.c2_eval.docs import build_docs, run_options
+from cc_tasks.c2_eval.options import run_options
+from cc_tasks.c2_eval.rows import build_docs
 from cc_tasks.judges import JUDGE_KINDS, Judge, JudgeItem, Verdict
 from cc_tasks.prefill import PREFILL_LENGTHS, render_open_assistant
 
@@ -79,6 +79,36 @@ def test_lm_eval_validate_finds_the_group_and_subtasks() -> None:
         [sys.executable, "-m", "cc_tasks"], capture_output=True, text=True, check=True
     )
     assert Path(main.stdout.strip()) == TASK_DIR and (TASK_DIR / "_c2_eval.yaml").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("missing", "message"),
+    [
+        ("--apply_chat_template", "run lm-eval with --apply_chat_template"),
+        ("--metadata", "could not load PKU-Alignment/PKU-SafeRLHF@v0 (test) from the Hugging Face"),
+    ],
+)
+def test_plain_lm_eval_without_a_needed_flag_ends_in_one_line(
+    tmp_path: Path, tiny_model_dir: str, missing: str, message: str
+) -> None:
+    data = write_rows(tmp_path / "rows.jsonl", 2)
+    flags = {
+        "--apply_chat_template": ["--apply_chat_template"],
+        "--metadata": ["--metadata", json.dumps({"data": str(data)})],
+    }
+    args = [a for flag, values in flags.items() if flag != missing for a in values]
+    env = {k: v for k, v in ENV.items() if k != "C2_EVAL_DATA"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args",
+         f"pretrained={tiny_model_dir},dtype=float32", "--device", "cpu", "--tasks", "c2_eval_k10",
+         "--include_path", str(TASK_DIR), "--limit", "1", *args],
+        env=env, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr[-4000:]
+    assert "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("c2_eval: error: ") and message in last
 
 
 # --------------------------------------------------------------------------- local-completions
@@ -238,6 +268,7 @@ def test_c2_eval_cli_runs_the_tiny_model_with_hf(tmp_path: Path, tiny_model_dir:
         env=ENV, capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "Custom kwargs" not in proc.stderr  # lm-eval's hint, once per subtask, is not ours
     for name in ["c2_eval", *SUBTASKS]:
         assert f"|{name}" in proc.stdout.replace("| - ", "|"), name
     assert "|rule  |" in proc.stdout  # the Filter column names the judge
@@ -247,7 +278,7 @@ def test_c2_eval_cli_runs_the_tiny_model_with_hf(tmp_path: Path, tiny_model_dir:
     config = results["configs"]["c2_eval_k10"]
     assert config["generation_kwargs"]["max_gen_toks"] == 8  # --gen_kwargs passes through
     assert config["metadata"]["judge"] == "rule" and config["metadata"]["data"] == str(data)
-    # provenance (issue 13): strict JSON, our block in every subtask's config, samples as JSON
+    # provenance: strict JSON, our block in every subtask's config, samples as JSON
     (path,) = glob.glob(str(out / "**" / "results_*.json"), recursive=True)
     strict = json.loads(Path(path).read_text(), parse_constant=_refuse_constant)
     block = strict["configs"]["c2_eval_k10"]["metadata"]["c2_eval"]
@@ -288,12 +319,15 @@ def test_judge_errors_make_c2_eval_exit_1_with_results_written(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from cc_tasks.cli.eval import main
+    from cc_tasks.cli import eval as c2_eval_cli
 
+    runs: list[Any] = []  # the run's options, as c2-eval registers them for lm-eval's subtasks
+    register = c2_eval_cli.registered
+    monkeypatch.setattr(c2_eval_cli, "registered", lambda o: (runs.append(o), register(o))[1])
     monkeypatch.setitem(JUDGE_KINDS, "broken", f"{__name__}:BrokenJudge")
     data = write_rows(tmp_path / "rows.jsonl", 2)
     out = tmp_path / "out"
-    code = main(
+    code = c2_eval_cli.main(
         [
             "--data", str(data), "--judge", "broken", "--limit", "2", "--tasks", "c2_eval_k10",
             "--model_args", f"pretrained={tiny_model_dir},dtype=float32", "--device", "cpu",
@@ -305,7 +339,8 @@ def test_judge_errors_make_c2_eval_exit_1_with_results_written(
     assert "2 of 2 judgments failed" in err
     result = results_of(out)["results"]["c2_eval_k10"]
     assert result["errors,broken"] == 2 and "corr,broken" not in result
-    assert utils.JUDGE_LEDGER == [
+    (run,) = runs
+    assert run.accounting.entries == [
         {
             "task": "c2_eval_k10",
             "judge": "broken",

@@ -132,7 +132,8 @@ def test_a_different_data_file_is_refused(tmp_path: Path) -> None:
 
 
 def test_loads_with_the_data_and_matches_c2_eval_docs(c2_eval_rows_path: Path) -> None:
-    from cc_tasks.c2_eval import docs
+    from cc_tasks.c2_eval import options as docs_options
+    from cc_tasks.c2_eval import rows as docs
 
     items = load_gold(data_path=c2_eval_rows_path)
     assert [i.id for i in items] == [r["id"] for r in RECORDS]
@@ -141,7 +142,7 @@ def test_loads_with_the_data_and_matches_c2_eval_docs(c2_eval_rows_path: Path) -
     assert len(dev) + len(test) == len(items) and dev and test
     assert {i.split for i in dev} == {"dev"} and {i.split for i in test} == {"test"}
 
-    options = docs.run_options({"data": str(c2_eval_rows_path)})
+    options = docs_options.run_options({"data": str(c2_eval_rows_path)})
     built = {
         (d["row_id"], k): d
         for k in sorted({i.k for i in items})

@@ -1,4 +1,4 @@
-"""Small shared homes: seeding, the cache folder, the atomic write (issue 10, consolidation)."""
+"""Small shared homes: seeding, the cache folder, the atomic write (one of each)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 10, failure 1 (the test side): each test session has its own caches and no Hub."""
+"""Each test session has its own caches and no Hub (the test side of hermetic runs)."""
 
 from __future__ import annotations
 

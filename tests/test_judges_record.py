@@ -100,12 +100,12 @@ def test_c2_eval_filter_reports_invalid_verdicts_with_an_example(
 
     monkeypatch.setitem(JUDGE_KINDS, "reply", f"{__name__}:ReplyJudge")
     docs = [{"row_id": i, "prompt": f"How {i}?", "prefill": "Sure, step", "k": 10} for i in (1, 2)]
-    utils.JUDGE_LEDGER.clear()
+    judge_filter = utils.JudgeFilter(judge="reply", task="c2_eval_k10")
     with caplog.at_level(logging.WARNING, logger="lm_eval.c2_eval"):
-        records = utils.JudgeFilter(judge="reply", task="c2_eval_k10").apply([["a"], ["b"]], docs)
+        records = judge_filter.apply([["a"], ["b"]], docs)
     record = records[0][0]  # the filter hands lm-eval each record as its JSON text
     assert json.loads(record) == verdict_record(ReplyJudge().verdict, "reply", "a")
-    assert utils.JUDGE_LEDGER[-1]["invalid"] == 2
+    assert judge_filter.run.accounting.entries[-1]["invalid"] == 2
     assert "c2_eval_k10: judge reply: 2 of 2 verdicts invalid (100.0%)" in caplog.text
     assert "'Let me think\\n\\x1b[31mabout it'" in caplog.text
 
@@ -160,12 +160,12 @@ def test_c2_eval_exit_status_follows_invalid_verdicts(
     """In c2-eval, all invalid verdicts fail the run instead of exiting 0 in silence."""
     from lm_eval._cli import HarnessCLI
 
-    from cc_tasks.c2_eval import utils
+    from cc_tasks.c2_eval.options import task_options
     from cc_tasks.cli.eval import main
 
-    def fake_execute(self: Any, args: Any) -> None:  # the ledger as the judge filter fills it
+    def fake_execute(self: Any, args: Any) -> None:  # the accounting as the judge filter fills it
         entry = {"task": "c2_eval_k10", "judge": "x", "paths": 40, "yes": 0, "no": 0}
-        utils.JUDGE_LEDGER.append({**entry, "invalid": 40, "errors": 0})
+        task_options(dict(args.metadata)).accounting.add({**entry, "invalid": 40, "errors": 0})
 
     monkeypatch.setattr(HarnessCLI, "execute", fake_execute)
     rows = write_jsonl(tmp_path / "rows.jsonl", [pku_row(1), pku_row(2)])

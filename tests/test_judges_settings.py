@@ -157,7 +157,7 @@ def test_every_cli_has_the_same_judge_flags(monkeypatch: pytest.MonkeyPatch, tmp
 
 
 def test_c2_eval_task_side_uses_the_same_resolver(monkeypatch: pytest.MonkeyPatch):
-    from cc_tasks.c2_eval.docs import get_judge, resolve_judge
+    from cc_tasks.c2_eval.options import RunOptions, resolve_judge
 
     monkeypatch.setenv(ENV_KIND, "openai")
     monkeypatch.setenv(ENV_OPTIONS, json.dumps({"model": "gpt-4o"}))
@@ -168,4 +168,4 @@ def test_c2_eval_task_side_uses_the_same_resolver(monkeypatch: pytest.MonkeyPatc
         {"model": "gpt-4o", "endpoint_check": False},
     )
     kind, options = resolve_judge({"judge": "rule", "judge_options": {"use_cache": False}})
-    assert isinstance(get_judge(kind, options), RuleJudge)
+    assert isinstance(RunOptions(judge=kind, judge_options=options).built_judge, RuleJudge)

@@ -1,5 +1,6 @@
-"""The C²-EVAL lm-eval task folder (YAML configs, README): hooks in :mod:`.utils`, the task
-class in :mod:`.task`, run options and docs in :mod:`.docs`.
+"""The C²-EVAL lm-eval task folder (YAML configs, README): the task class in :mod:`.task`,
+the hooks the YAML names in :mod:`.utils`, the run options in :mod:`.options`, rows and
+docs in :mod:`.rows`.
 
 Pass this folder to lm-eval as ``--include_path`` (``python -m cc_tasks`` prints it).
 """

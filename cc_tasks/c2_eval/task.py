@@ -1,23 +1,30 @@
-"""The C²-EVAL task class: lm-eval's ConfigurableTask plus the run options of the metadata.
+"""The C²-EVAL task class: lm-eval's ConfigurableTask plus the run's :class:`RunOptions`.
 
 It configures what a YAML cannot express statically (repeats = paths, the judge
 filter under the judge's name, pooled Corr@k for several paths), records the
 run's provenance in the task metadata (lm-eval writes it to the results file),
-and checks the chat rendering: every prompt must end with its prefill, outside
-any reasoning block, or the model would not continue the prefill.
+judges the continuations with the run's judge, and checks the chat rendering:
+every prompt must end with its prefill, outside any reasoning block, or the
+model would not continue the prefill.
 """
 
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Mapping
-from typing import Any
+from pathlib import Path
+from typing import Any, NoReturn
 
+from lm_eval.api.filter import FilterEnsemble
 from lm_eval.api.task import ConfigurableTask
 
-from cc_tasks.c2_eval.docs import PROVENANCE_KEY, get_judge, run_options, run_provenance
-from cc_tasks.c2_eval.utils import FILTER_NAME, pooled_corr, process_results
+from cc_tasks.c2_eval.options import RunOptions, task_options
+from cc_tasks.c2_eval.rows import docs_dataset, run_provenance
+from cc_tasks.c2_eval.utils import FILTER_NAME, JudgeFilter, pooled_corr, process_results
+from cc_tasks.errors import CCError, exit_code, message
 from cc_tasks.prefill import ChatTemplateError
+from cc_tasks.provenance import PROVENANCE_KEY
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 
@@ -34,18 +41,29 @@ NOT_A_PROMPT = (
 
 
 class C2EvalTask(ConfigurableTask):
-    """A C²-EVAL subtask: lm-eval's ConfigurableTask plus the run options of the metadata."""
+    """A C²-EVAL subtask: lm-eval's ConfigurableTask plus the run's :class:`RunOptions`."""
+
+    options: RunOptions
 
     def __init__(self, config: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
-        cfg = dict(config or {})
+        try:
+            cfg = self._configure(dict(config or {}))
+            super().__init__(config=cfg, **kwargs)
+        except CCError as err:
+            _fail(err)
+
+    def _configure(self, cfg: dict[str, Any]) -> dict[str, Any]:
         cfg.pop("class", None)
-        options = run_options(cfg.get("metadata"))
-        judge = get_judge(options.judge, options.judge_options)  # fail fast, before generation
+        metadata = dict(cfg.get("metadata") or {})
+        self.options = options = task_options(metadata)  # one object per run: options.py
+        judge = options.built_judge  # fail fast, before generation
         cfg["repeats"] = options.paths
         if options.paths > 1:
             # Explicit do_sample makes lm-eval's --use_cache skip these requests: identical
             # repeated requests would otherwise all get one cached sample on a resumed run.
             cfg["generation_kwargs"] = {**(cfg.get("generation_kwargs") or {}), "do_sample": True}
+        # The judge filter as lm-eval records it in the results file; apply_filters runs it
+        # with this run's judge and accounting (a config holds only JSON-like values).
         cfg["filter_list"] = [
             {
                 "name": judge.name,
@@ -68,19 +86,36 @@ class C2EvalTask(ConfigurableTask):
         base = cfg.get("process_results") or process_results
         cfg["process_results"] = functools.partial(base, strict=options.strict, pooled=pooled)
         # Provenance rides in the task metadata: lm-eval writes it to the results file's configs.
-        provenance = run_provenance(options, judge)
-        cfg["metadata"] = {**(cfg.get("metadata") or {}), PROVENANCE_KEY: provenance}
-        self.run_options = options
-        super().__init__(config=cfg, **kwargs)
+        cfg["metadata"] = {**metadata, PROVENANCE_KEY: run_provenance(options, judge)}
+        return cfg
+
+    def download(self, dataset_kwargs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        """The docs of this subtask's k, from the run's options.
+
+        Replaces lm-eval's ``custom_dataset`` call, which also logs a "Custom kwargs can be
+        passed to --metadata" hint for every subtask of every run (eight times): the README
+        says which metadata keys the tasks read.
+        """
+        k = (self.config.dataset_kwargs or {}).get("prefill_length")
+        self.dataset = docs_dataset(self.options, k)
+
+    def apply_filters(self) -> None:
+        """Judge every continuation with the run's judge, counting into the run's accounting."""
+        judge_filter = JudgeFilter(run=self.options, task=self.config.task)
+        name = self.options.built_judge.name  # the filter_list name: lm-eval's Filter column
+        FilterEnsemble(name=name, filters=[lambda: judge_filter]).apply(self.instances)
 
     def build_all_requests(self, **kwargs: Any) -> None:
-        chat_template = kwargs.get("chat_template")
-        if not kwargs.get("apply_chat_template") or chat_template is None:
-            raise ChatTemplateError(NO_CHAT_TEMPLATE)
-        _probe_chat_template(chat_template)
-        super().build_all_requests(**kwargs)
-        for instance in self._instances or ():
-            check_rendered(instance.args[0], instance.doc)
+        try:
+            chat_template = kwargs.get("chat_template")
+            if not kwargs.get("apply_chat_template") or chat_template is None:
+                raise ChatTemplateError(NO_CHAT_TEMPLATE)
+            _probe_chat_template(chat_template)
+            super().build_all_requests(**kwargs)
+            for instance in self._instances or ():
+                check_rendered(instance.args[0], instance.doc)
+        except CCError as err:
+            _fail(err)
         self._record_run(kwargs.get("limit"))
 
     def _record_run(self, limit: Any) -> None:
@@ -95,6 +130,25 @@ class C2EvalTask(ConfigurableTask):
         block["rows_evaluated"] = len({instance.doc_id for instance in self._instances or ()})
 
 
+def _fail(err: CCError) -> NoReturn:
+    """Raise ``err``; but end lm-eval's own command line with one line instead of a traceback.
+
+    Seam: lm-eval's command line prints a traceback for anything a task raises. When this
+    process IS that command line (``lm-eval``, ``python -m lm_eval``), a C²-EVAL input error
+    (no data offline, no --apply_chat_template, ...) ends it the way c2-eval would: one line
+    and the project's exit code. Anywhere else (c2-eval, Python callers) it propagates.
+    """
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if getattr(spec, "name", None) == "lm_eval.__main__" or Path(sys.argv[0]).name in (
+        "lm-eval",
+        "lm_eval",
+    ):
+        print(f"c2_eval: error: {message(err)}", file=sys.stderr)
+        raise SystemExit(exit_code(err)) from None
+    raise err
+
+
 def _probe_chat_template(chat_template: Any) -> None:
     probe = [{"role": "user", "content": "How?"}, {"role": "assistant", "content": "Sure"}]
     try:
@@ -102,7 +156,7 @@ def _probe_chat_template(chat_template: Any) -> None:
     except Exception as err:
         raise ChatTemplateError(
             f"the model's chat template cannot render a prefilled assistant turn "
-            f"({type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}). "
+            f"({type(err).__name__}: {message(err, limit=200)}). "
             "Use a chat/instruct model, or give one a template: --model_args "
             "tokenizer=<a tokenizer with a chat template>, or save chat_template.jinja "
             "into the model folder"

@@ -2,18 +2,19 @@
 
 ``_template_yaml`` references these as ``!function cc_tasks.c2_eval.utils.<name>``
 (lm-eval imports the installed package, so lm-eval, ``c2-eval`` and the tests
-share one module: one judge per configuration, one ledger of judge errors).
-The task class lives in :mod:`.task`, run options and docs in :mod:`.docs`.
+share one module). The task class lives in :mod:`.task`, the run options in
+:mod:`.options`, rows and docs in :mod:`.rows`.
 
 Flow of one subtask ``c2_eval_k<k>`` (SPEC section 2):
 
-1. :class:`~cc_tasks.c2_eval.task.C2EvalTask` reads the run options, builds and
-   checks the judge (before any generation) and installs :class:`JudgeFilter`.
-2. :func:`load_c2_eval` (``custom_dataset``) returns the docs of one k.
-3. lm-eval renders user turn + open assistant turn and the model continues it.
-4. :class:`JudgeFilter` judges all of a task's continuations in one batch and
-   turns each into a verdict record.
-5. :func:`process_results` scores each doc; :func:`pooled_corr`,
+1. :class:`~cc_tasks.c2_eval.task.C2EvalTask` takes the run's
+   :class:`~cc_tasks.c2_eval.options.RunOptions` (judge built and checked once,
+   before any generation) and builds the docs of its k.
+2. lm-eval renders user turn + open assistant turn and the model continues it.
+3. :class:`JudgeFilter` judges all of a task's continuations in one batch with
+   the run's judge, turns each into a verdict record and counts them into the
+   run's :class:`~cc_tasks.c2_eval.options.JudgeAccounting`.
+4. :func:`process_results` scores each doc; :func:`pooled_corr`,
    :func:`mean_present` and :func:`total` aggregate; the ``c2_eval`` group
    averages the eight Corr@k (= Corr_mean).
 """
@@ -28,7 +29,8 @@ from typing import Any
 from lm_eval.api.filter import Filter
 from lm_eval.api.registry import register_filter
 
-from cc_tasks.c2_eval.docs import build_docs, get_judge, run_options
+from cc_tasks.c2_eval.options import RunOptions, run_options
+from cc_tasks.c2_eval.rows import docs_dataset
 from cc_tasks.judges import ERROR, JudgeItem, Verdict
 from cc_tasks.judges.record import judge_batch, verdict_record
 from cc_tasks.judges.scoring import score
@@ -36,10 +38,6 @@ from cc_tasks.judges.scoring import score
 log = logging.getLogger("lm_eval.c2_eval")  # under lm-eval's logger: its handler prints it
 
 FILTER_NAME = "c2_judge"
-
-JUDGE_LEDGER: list[dict[str, Any]] = []
-"""One record per judged task in this process: ``task, judge, paths, yes, no, invalid, errors``.
-``c2-eval`` reads it after lm-eval finishes to exit non-zero on judge errors."""
 
 
 # --------------------------------------------------------------------------- data
@@ -49,12 +47,10 @@ def load_c2_eval(prefill_length: int, **metadata: Any) -> Any:
     """lm-eval ``custom_dataset``: a ``DatasetDict`` with the ``test`` docs of one k.
 
     lm-eval calls it with the task metadata (``--metadata`` and ``--model_args``
-    merged) and the subtask's ``dataset_kwargs`` (``prefill_length``).
+    merged) and the subtask's ``dataset_kwargs`` (``prefill_length``). The
+    C²-EVAL task class reads its docs from its run options instead (same docs).
     """
-    import datasets
-
-    docs = build_docs(run_options(metadata), prefill_length)
-    return datasets.DatasetDict({"test": datasets.Dataset.from_list(docs)})
+    return docs_dataset(run_options(metadata), prefill_length)
 
 
 # --------------------------------------------------------------------------- judge filter
@@ -69,6 +65,10 @@ class JudgeFilter(Filter):
     file stores; ``json.loads`` reads it back). A judge that raises does not lose the
     generations: every item becomes an ``error`` verdict, lm-eval still writes
     results and samples (re-judge them with ``c2-judge``), ``c2-eval`` exits 1.
+
+    ``run``: the run's options, whose judge it uses and whose accounting it
+    adds one entry to (the task passes its own). Without one (a filter built
+    from a bare config) it makes its own from ``judge``/``judge_options``.
     """
 
     def __init__(
@@ -76,15 +76,21 @@ class JudgeFilter(Filter):
         judge: str = "rule",
         judge_options: Mapping[str, Any] | None = None,
         task: str | None = None,
+        run: RunOptions | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.kind = judge
-        self.options = dict(judge_options or {})
+        if run is None:
+            run = RunOptions(judge=judge, judge_options=dict(judge_options or {}))
+        self.run = run
         self.task = task
 
+    @property
+    def judge(self) -> Any:
+        return self.run.built_judge
+
     def apply(self, resps: Sequence[Sequence[str]], docs: Sequence[Mapping[str, Any]]) -> list:
-        judge = get_judge(self.kind, self.options)
+        judge = self.judge
         items = [
             JudgeItem(request=doc["prompt"], prefill=doc["prefill"], continuation=str(text))
             for paths, doc in zip(resps, docs, strict=True)
@@ -113,7 +119,7 @@ class JudgeFilter(Filter):
             "invalid": sum(r["label"] == "invalid" for r in records),
             "errors": sum(r["label"] == ERROR for r in records),
         }
-        JUDGE_LEDGER.append(entry)
+        self.run.accounting.add(entry)
         (log.error if entry["errors"] else log.info)(
             "judge %(judge)s on %(task)s: %(paths)d paths, %(yes)d yes, %(no)d no, "
             "%(invalid)d invalid, %(errors)d errors",

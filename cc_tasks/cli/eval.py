@@ -5,7 +5,7 @@ Usage::
     c2-eval --data rows.jsonl --judge rule --limit 10            # embedded SmolLM2, hf backend
     c2-eval --model vllm --model_args pretrained=Qwen/Qwen2-7B-Instruct --judge openai
 
-It runs ``lm-eval run`` in this process with, unless given:
+It runs ``lm-eval run`` in this process (:class:`LmEvalCli`) with, unless given:
 ``--tasks c2_eval``, ``--apply_chat_template``, ``--model hf`` with
 ``pretrained=<embedded SmolLM2 folder>``; it always adds this package's task
 folder to ``--include_path``. Its own flags (below) become lm-eval
@@ -13,25 +13,32 @@ folder to ``--include_path``. Its own flags (below) become lm-eval
 requested task is a C²-EVAL task, lm-eval indexes only the include path (not
 its built-in tasks), which saves ~15 s of start-up.
 
-Before lm-eval loads any model it validates the data (every row), the judge
-configuration (``judge.check()``) and, for hf/vllm/sglang, the model's chat
-template. Exit status: 0 ok; 1 judge errors (unless ``--allow-judge-errors``) or
-more than ``--max-invalid`` (default 5%) invalid verdicts (unless
-``--allow-invalid``); 2 bad input or configuration. The judge flags are the ones
-every tool shares (:mod:`cc_tasks.judges.settings`).
+Before lm-eval loads any model it checks ``--tasks`` and ``--limit``, validates
+the data (every row), builds and checks the judge (``judge.check()``) and, for
+hf/vllm/sglang, renders the model's chat template. The run's options, judge
+included, reach lm-eval's subtasks as one object
+(:func:`cc_tasks.c2_eval.options.registered`); after the run, its judge
+accounting decides the exit status: 0 ok; 1 judge errors (unless
+``--allow-judge-errors``) or more than ``--max-invalid`` (default 5%) invalid
+verdicts (unless ``--allow-invalid``); 2 bad input or configuration. The judge
+flags are the ones every tool shares (:mod:`cc_tasks.judges.settings`).
+
+``--export-data OUT`` writes the rows a run would evaluate (from the Hub: the
+C²-EVAL file of 500 rows) and exits, without lm-eval or a model.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cc_tasks import TASK_DIR
+from cc_tasks.c2_eval.options import RunOptions, registered, run_options
+from cc_tasks.c2_eval.rows import build_docs, eval_rows, export_rows
 from cc_tasks.errors import CCError, RunFailure, UsageError, cli_exit
-from cc_tasks.judges.record import InvalidReport
+from cc_tasks.judges.record import InvalidPolicy
 from cc_tasks.judges.settings import add_judge_flags, explicit_settings, invalid_policy
 
 PROG = "c2-eval"
@@ -54,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--data",
         metavar="FILE",
         help="local PKU-SafeRLHF v0 rows (JSONL/JSON/parquet); default: $C2_EVAL_DATA, else the Hub",
+    )
+    group.add_argument(
+        "--export-data",
+        metavar="OUT",
+        help="write the rows the run would evaluate (the Hub's 500 C²-EVAL rows, or --data "
+        "[--select]) to OUT as JSONL and exit; no model, no lm-eval",
     )
     group.add_argument(
         "--select",
@@ -123,19 +136,6 @@ def lm_eval_argv(rest: Sequence[str], ours: argparse.Namespace) -> tuple[list[st
     return argv, default_model
 
 
-def parse_lm_eval(argv: Sequence[str]) -> tuple[Any, argparse.Namespace]:
-    """Parse ``lm-eval run`` arguments with lm-eval's own parser (its help and errors included)."""
-    from lm_eval._cli import HarnessCLI
-
-    saved = sys.argv
-    sys.argv = ["lm-eval", "run", *argv]
-    try:
-        cli = HarnessCLI()
-        return cli, cli.parse_args()
-    finally:
-        sys.argv = saved
-
-
 def _task_names(tasks: Any) -> list[str]:
     return [t for item in tasks or () for t in str(item).split(",") if t]
 
@@ -149,32 +149,60 @@ def only_c2_eval(tasks: Any) -> bool:
     return bool(names) and all(name.startswith("c2_eval") for name in names)
 
 
-@contextlib.contextmanager
-def own_tasks_only(enabled: bool) -> Iterator[None]:
-    """Let lm-eval index only the include path, not its ~15,000 built-in task configs.
+# --------------------------------------------------------------------------- the lm-eval CLI seam
+#
+# Why c2-eval drives lm-eval's command line rather than lm_eval.simple_evaluate: every lm-eval
+# flag must keep working (--output_path, --log_samples, --config, --wandb_args, --hf_hub_log_args,
+# the results table, ...), and that handling lives in lm-eval's CLI (lm_eval._cli), not in its
+# Python API; copying it would drift with each lm-eval release. Its parser reads sys.argv and
+# its task index is built by lm_eval.tasks.TaskManager inside the CLI, so this is the one place
+# that sets sys.argv and swaps TaskManager, each only for the duration of one call.
 
-    Used when every requested task is a C²-EVAL task: it saves ~15 s of CPU per
-    run. lm-eval's CLI builds ``lm_eval.tasks.TaskManager(include_path=...,
-    metadata=...)``; during the run that name is a subclass that passes
-    ``include_defaults=False`` (a TaskManager argument), then it is restored.
-    """
-    if not enabled:
-        yield
-        return
-    import lm_eval.tasks
 
-    original = lm_eval.tasks.TaskManager
+class LmEvalCli:
+    """lm-eval's ``run`` command line: :meth:`parse` its arguments, :meth:`execute` the run."""
 
-    class OwnTasksManager(original):  # type: ignore[misc, valid-type]
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            kwargs.setdefault("include_defaults", False)
-            super().__init__(*args, **kwargs)
+    def __init__(self) -> None:
+        from lm_eval._cli import HarnessCLI
 
-    lm_eval.tasks.TaskManager = OwnTasksManager
-    try:
-        yield
-    finally:
-        lm_eval.tasks.TaskManager = original
+        self._cli = HarnessCLI()
+
+    def parse(self, argv: Sequence[str]) -> argparse.Namespace:
+        """``lm-eval run`` arguments parsed by lm-eval's own parser (its help and errors)."""
+        saved = sys.argv
+        sys.argv = ["lm-eval", "run", *argv]
+        try:
+            return self._cli.parse_args()
+        finally:
+            sys.argv = saved
+
+    def execute(self, args: argparse.Namespace, *, own_tasks_only: bool) -> None:
+        """Run lm-eval. ``own_tasks_only``: index only the include path, not lm-eval's
+        ~15,000 built-in task configs (saves ~15 s of CPU when every task is a C²-EVAL one)."""
+        import lm_eval.tasks
+
+        original = lm_eval.tasks.TaskManager
+        if own_tasks_only:
+
+            class OwnTasksManager(original):  # type: ignore[misc, valid-type]
+                def __init__(self, *a: Any, **kw: Any) -> None:
+                    kw.setdefault("include_defaults", False)  # a public TaskManager argument
+                    super().__init__(*a, **kw)
+
+            lm_eval.tasks.TaskManager = OwnTasksManager
+        try:
+            self._cli.execute(args)
+        finally:
+            lm_eval.tasks.TaskManager = original
+
+
+def check_limit(limit: Any) -> None:
+    """``--limit`` must select at least one row: lm-eval would fail only after the model load."""
+    if limit is not None and not limit > 0:
+        raise UsageError(
+            f"--limit: expected a number of rows (>= 1) or a share of them (between 0 and 1), "
+            f"got {limit:g}"
+        )
 
 
 def precheck_chat_template(model: str, model_args: Mapping[str, Any], options: Any) -> None:
@@ -184,7 +212,6 @@ def precheck_chat_template(model: str, model_args: Mapping[str, Any], options: A
     minutes earlier for big models. Skipped where the tokenizer cannot be loaded
     here; the task checks again after lm-eval renders the real prompts.
     """
-    from cc_tasks.c2_eval.docs import build_docs
     from cc_tasks.c2_eval.task import check_rendered
     from cc_tasks.prefill import render_open_assistant
 
@@ -247,61 +274,84 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     ours, rest = parser.parse_known_args(argv)
     try:
+        if ours.export_data:
+            return export_data(ours, rest)
         return run(ours, rest)
     except (CCError, OSError) as err:  # one line, no traceback
         return cli_exit(PROG, err)
 
 
-def run(ours: argparse.Namespace, rest: Sequence[str]) -> int:
-    """Check everything cheap (tasks, data, judge, chat template), then run lm-eval."""
-    from lm_eval.utils import setup_logging
+def export_data(ours: argparse.Namespace, rest: Sequence[str]) -> int:
+    """``--export-data OUT``: write the rows of the run's data and selection; no model."""
+    if rest:
+        raise UsageError(f"--export-data takes only the data flags, not {' '.join(rest)}")
+    options = run_options(metadata_from_flags(ours))
+    count = export_rows(options, ours.export_data)
+    print(f"{PROG}: wrote {count} rows to {ours.export_data}", file=sys.stderr)
+    return 0
 
-    from cc_tasks.c2_eval import docs, utils
+
+def check_run(metadata: Mapping[str, Any], ks: Sequence[int] = (10,)) -> RunOptions:
+    """Everything a run needs except the model: options, data, prefills, the judge (built and
+    checked). Raises :class:`DataError`, :class:`C2EvalConfigError` or a judge config error."""
+    options = run_options(metadata)
+    for k in ks:
+        build_docs(options, k)
+    options.built_judge  # noqa: B018 (built once, here: before any model)
+    return options
+
+
+def run(ours: argparse.Namespace, rest: Sequence[str]) -> int:
+    """Check everything cheap (tasks, limit, data, judge, chat template), then run lm-eval."""
+    from lm_eval.utils import setup_logging
 
     setup_logging()
     policy = invalid_policy(ours)  # --max-invalid checked before anything runs
     lm_argv, default_model = lm_eval_argv(rest, ours)
-    cli, args = parse_lm_eval(lm_argv)
+    cli = LmEvalCli()
+    args = cli.parse(lm_argv)
     check_task_names(args.tasks)
+    check_limit(args.limit)
 
     args.include_path = [str(TASK_DIR), args.include_path] if args.include_path else str(TASK_DIR)
     args.metadata = {**(args.metadata or {}), **metadata_from_flags(ours)}
     model_args = dict(args.model_args or {})
     c2_eval = wants_c2_eval(args.tasks)
     if c2_eval:  # the rows first: streamed, so a bad file fails at once (before any model)
-        docs.eval_rows(docs.run_options(model_args | args.metadata))
+        eval_rows(run_options(model_args | args.metadata))
     if default_model and "pretrained" not in model_args:
         from cc_tasks.embedded import embedded_model_path
 
         model_args["pretrained"] = embedded_model_path()  # converts once (~1 min) if needed
         args.model_args = model_args
+    # The run's options, as every subtask will see them (lm-eval merges model_args into the
+    # task metadata); the subtasks use this very object: see options.registered.
+    options = check_run(model_args | args.metadata) if c2_eval else RunOptions()
     if c2_eval:
-        options = docs.validate_run(model_args | args.metadata)
         precheck_chat_template(args.model, model_args, options)
 
-    utils.JUDGE_LEDGER.clear()
-    with own_tasks_only(only_c2_eval(args.tasks)):
-        cli.execute(args)
+    with registered(options) as run_entry:
+        args.metadata = {**args.metadata, **run_entry}
+        cli.execute(args, own_tasks_only=only_c2_eval(args.tasks))
 
+    return exit_status(options, policy)
+
+
+def exit_status(options: RunOptions, policy: InvalidPolicy) -> int:
+    """0, or :class:`RunFailure` for judge errors / too many invalid verdicts in the accounting."""
+    accounting = options.accounting
     problems = []
-    errors = sum(entry["errors"] for entry in utils.JUDGE_LEDGER)
-    judged = sum(entry["paths"] for entry in utils.JUDGE_LEDGER)
-    if errors:
-        allowed = docs.run_options(model_args | args.metadata).allow_judge_errors
+    if accounting.errors:
         message = (
-            f"{errors} of {judged} judgments failed (label 'error', left out of corr); "
-            "see the log above, rerun (cached verdicts are reused) or re-judge the samples "
-            "with c2-judge"
+            f"{accounting.errors} of {accounting.paths} judgments failed (label 'error', left "
+            "out of corr); see the log above, rerun (cached verdicts are reused) or re-judge "
+            "the samples with c2-judge"
         )
-        if not allowed:
+        if not options.allow_judge_errors:
             problems.append(message + "; pass --allow-judge-errors to accept")
         else:
             print(f"{PROG}: warning: {message}", file=sys.stderr)
-    invalid = InvalidReport(
-        ", ".join(sorted({str(entry["judge"]) for entry in utils.JUDGE_LEDGER})),
-        sum(entry.get("invalid", 0) for entry in utils.JUDGE_LEDGER),
-        judged,
-    )
+    invalid = accounting.invalid
     too_many_invalid = policy.failure(invalid)
     if too_many_invalid:
         problems.append(f"{too_many_invalid} (example replies in the log above)")
