@@ -5,20 +5,23 @@ Shaped like TRL's ``trl/scripts/dpo.py``: one ``TrlParser`` over :class:`ScriptA
 ``ModelConfig`` (``use_peft``, ``lora_*``, ``load_in_4bit``) and peft. Bad input (unknown
 recipe key, missing dataset, no prompt/chosen/rejected columns, a chat model without a chat
 template, an output folder that already holds a model) stops with one ``error:`` line and
-exit code 2 BEFORE any model weights load (checks: ``cc_train.recipe``; data: ``synth.dataset``).
+exit code 2 BEFORE any model weights load (checks: ``cc_train.inputs``; data: ``synth.dataset``).
 
-Usage: a recipe YAML, given first (positional) or with ``--config`` (TRL's own form); any
-recipe value can be overridden on the command line::
+Launch it with ``c2-train`` (``cc_train.launch``): the same checks run there before
+``accelerate launch`` spawns anything, so bad input keeps its one line and exit code 2, which
+a plain ``accelerate launch`` turns into exit 1 and a traceback. Usage: a recipe YAML, given
+first (positional) or with ``--config`` (TRL's own form); any recipe value can be overridden
+on the command line::
 
     # CPU smoke run on the embedded SmolLM2 (minutes; dataset = a folder written by `c2-syn`)
-    accelerate launch --config_file recipes/accelerate_configs/cpu.yaml recipes/dpo.py \\
+    c2-train --config_file recipes/accelerate_configs/cpu.yaml \\
         recipes/smollm2-135m-instruct/dpo/config_cpu.yaml --dataset_name runs/c2syn-smoke
 
-    # one GPU, LoRA (Llama-2-7B-Chat); `python recipes/dpo.py ...` works the same on one GPU
-    accelerate launch --num_processes 1 recipes/dpo.py recipes/llama2-7b-chat/dpo/config_lora.yaml
+    # one GPU, LoRA (Llama-2-7B-Chat): one process, the same as `python recipes/dpo.py ...`
+    c2-train recipes/llama2-7b-chat/dpo/config_lora.yaml
 
     # 8 GPUs, full fine-tuning with DeepSpeed ZeRO-3 (pip install -e '.[deepspeed]')
-    accelerate launch --config_file recipes/accelerate_configs/zero3.yaml recipes/dpo.py \\
+    c2-train --config_file recipes/accelerate_configs/zero3.yaml \\
         --config recipes/qwen2-7b-instruct/dpo/config_full.yaml --dataset_name ./c2-syn
 
     # overrides: a two-step check that holds out 10% of the requests, logged to TensorBoard
