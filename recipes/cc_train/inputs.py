@@ -72,7 +72,8 @@ class ScriptArguments:
         metadata={
             "help": "Hold out REQUESTS (never single pairs) of the train split as the test split: "
             "a share (0 < x < 1; the same requests `c2-syn pairs --test-size x` holds out) or a "
-            "count (>= 1) of distinct request texts, chosen by a stable hash of the text."
+            "count (>= 1) of distinct request texts, chosen by a stable hash of the text; 0 holds "
+            "out nothing and turns evaluation during training off."
         },
     )
     keep_columns: list[str] = field(
