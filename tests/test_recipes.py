@@ -577,7 +577,7 @@ def test_same_named_folders_never_load_stale_rows(
     monkeypatch: pytest.MonkeyPatch,
     capsys: Any,
 ) -> None:
-    """Regression (issue 10, failure 1): datasets caches a README-configured folder by its name.
+    """Regression: datasets caches a README-configured folder by its name.
     Through dpo.py's own cli, with one shared datasets cache, each of two folders called
     `c2-syn` trains on its own rows (the stand-in trainer records what it was given)."""
     import datasets
