@@ -496,6 +496,17 @@ def test_launcher_splits_accelerate_options_from_the_recipe() -> None:
     assert many[-2:] == [str(DPO_SCRIPT), str(CPU_RECIPE)]
 
 
+def test_launcher_check_passes_good_input_without_training(
+    tmp_path: Path, cpu_args: list[str], no_model_load: None, capsys: Any
+) -> None:
+    from cc_train.launch import main
+
+    data = write_c2syn(tmp_path / "c2-syn")
+    assert main(["--check", *cpu_args, "--dataset_name", str(data)]) == 0
+    assert "pass every check" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 # ------------------------------------------------------------------ one request
 
 

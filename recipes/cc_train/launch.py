@@ -93,9 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     """Check, then hand over to the training command; one ``error:`` line for bad input."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print(
-            __doc__.split("\n\n", 1)[1] if argv else USAGE, file=sys.stdout if argv else sys.stderr
-        )
+        text = (__doc__ or "")[(__doc__ or "").index("Usage") :] if argv else USAGE
+        print(text.strip(), file=sys.stdout if argv else sys.stderr)  # -h: the usage part
         return 0 if argv else 2
     try:
         check_only, launch_options, recipe_argv = split_argv(argv)
