@@ -137,6 +137,8 @@ def _heldout_problem(dataset: Any, script_args: ScriptArguments) -> str | None:
     split = script_args.dataset_train_split
     if script_args.test_size is None or split not in dataset:
         return None
+    if "prompt" not in dataset[split].column_names:
+        return None  # not a held-out problem: the pairs themselves are wrong
     try:
         heldout_requests((request_text(p) for p in dataset[split]["prompt"]), script_args.test_size)
     except DatasetError as err:
