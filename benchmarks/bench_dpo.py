@@ -7,7 +7,7 @@ max_length 512, lr 1e-4 cosine, 15 pairs per optimizer step, one epoch):
 * ``stock``: TRL's ``DPOTrainer`` as is, 3 pairs per micro-batch x 5 accumulated (6 policy
   sequences per forward, plus a 6-sequence reference forward), ``precompute_ref_log_probs``
   off (TRL's default and the recipe before issue 12);
-* ``shared``: :class:`synth.shared_dpo.SharedResponseDPOTrainer` as the recipe runs it
+* ``shared``: :class:`cc_train.shared_dpo.SharedResponseDPOTrainer` as the recipe runs it
   (``group_by_request``): 1 request = 15 pairs per micro-batch (6 sequences), reference
   log-probs precomputed once per unique response.
 
@@ -216,7 +216,7 @@ def run_side(
     from transformers import AutoTokenizer
     from trl import DPOTrainer, get_peft_config
 
-    from synth.shared_dpo import SharedResponseDPOTrainer
+    from cc_train.shared_dpo import SharedResponseDPOTrainer
 
     script, training, model_args = load_recipe_parser().parse_args_and_config(
         [
@@ -468,7 +468,7 @@ def main() -> int:
                 "(the model is loaded once, untimed, first)",
                 flush=True,
             )
-            c.warm_up(model_path, "trl", "peft", "synth.shared_dpo")
+            c.warm_up(model_path, "trl", "peft", "cc_train.shared_dpo")
             per_step = args.requests_per_step
             stock_extra = stock_overrides(args.stock_micro_batch, per_step) + settings
             sides = [

@@ -5,20 +5,23 @@ Shaped like TRL's ``trl/scripts/dpo.py``: one ``TrlParser`` over :class:`ScriptA
 ``ModelConfig`` (``use_peft``, ``lora_*``, ``load_in_4bit``) and peft. Bad input (unknown
 recipe key, missing dataset, no prompt/chosen/rejected columns, a chat model without a chat
 template, an output folder that already holds a model) stops with one ``error:`` line and
-exit code 2 BEFORE any model weights load (checks: ``synth.recipe``; data: ``synth.dataset``).
+exit code 2 BEFORE any model weights load (checks: ``cc_train.inputs``; data: ``synth.dataset``).
 
-Usage: a recipe YAML, given first (positional) or with ``--config`` (TRL's own form); any
-recipe value can be overridden on the command line::
+Launch it with ``c2-train`` (``cc_train.launch``): the same checks run there before
+``accelerate launch`` spawns anything, so bad input keeps its one line and exit code 2, which
+a plain ``accelerate launch`` turns into exit 1 and a traceback. Usage: a recipe YAML, given
+first (positional) or with ``--config`` (TRL's own form); any recipe value can be overridden
+on the command line::
 
     # CPU smoke run on the embedded SmolLM2 (minutes; dataset = a folder written by `c2-syn`)
-    accelerate launch --config_file recipes/accelerate_configs/cpu.yaml recipes/dpo.py \\
+    c2-train --config_file recipes/accelerate_configs/cpu.yaml \\
         recipes/smollm2-135m-instruct/dpo/config_cpu.yaml --dataset_name runs/c2syn-smoke
 
-    # one GPU, LoRA (Llama-2-7B-Chat); `python recipes/dpo.py ...` works the same on one GPU
-    accelerate launch --num_processes 1 recipes/dpo.py recipes/llama2-7b-chat/dpo/config_lora.yaml
+    # one GPU, LoRA (Llama-2-7B-Chat): one process, the same as `python recipes/dpo.py ...`
+    c2-train recipes/llama2-7b-chat/dpo/config_lora.yaml
 
     # 8 GPUs, full fine-tuning with DeepSpeed ZeRO-3 (pip install -e '.[deepspeed]')
-    accelerate launch --config_file recipes/accelerate_configs/zero3.yaml recipes/dpo.py \\
+    c2-train --config_file recipes/accelerate_configs/zero3.yaml \\
         --config recipes/qwen2-7b-instruct/dpo/config_full.yaml --dataset_name ./c2-syn
 
     # overrides: a two-step check that holds out 10% of the requests, logged to TensorBoard
@@ -37,99 +40,13 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
-from synth.cpu_threads import set_cpu_threads
-from synth.dataset import load_c2syn, training_splits
-from synth.model_card import DataRef, TrainingCard
-from synth.recipe import (
-    RecipeError,
-    check_output_dir,
-    load_tokenizer,
-    normalize_argv,
-    one_line_errors,
-    parse_recipe,
-    recipe_path,
-    resolve_model,
-    resolve_report_to,
-    resume_value,
-    shown_recipe,
-)
-
-
-@dataclass
-class ScriptArguments:
-    """Where the C²-SYN preference pairs come from and how they are cut."""
-
-    dataset_name: str | None = field(
-        default=None,
-        metadata={
-            "help": "C²-SYN: a Hub dataset id, a local folder written by `c2-syn` (Hub layout: "
-            "data/train-*.parquet), a `save_to_disk` folder, or one .parquet/.jsonl/.json file."
-        },
-    )
-    dataset_config: str | None = field(
-        default=None, metadata={"help": "Dataset configuration name (load_dataset's `name`)."}
-    )
-    dataset_revision: str | None = field(
-        default=None, metadata={"help": "Hub dataset only: branch, tag or commit to load."}
-    )
-    dataset_train_split: str = field(default="train", metadata={"help": "Split to train on."})
-    dataset_test_split: str = field(
-        default="test", metadata={"help": "Split to evaluate on (when eval_strategy is not 'no')."}
-    )
-    max_train_samples: int | None = field(
-        default=None,
-        metadata={"help": "Train on at most this many pairs (a seeded shuffle, then the first N)."},
-    )
-    max_eval_samples: int | None = field(
-        default=None, metadata={"help": "Evaluate on at most this many pairs."}
-    )
-    test_size: float | None = field(
-        default=None,
-        metadata={
-            "help": "Hold out REQUESTS (never single pairs) of the train split as the test split: "
-            "a share (0 < x < 1; the same requests `c2-syn pairs --test-size x` holds out) or a "
-            "count (>= 1) of distinct request texts, chosen by a stable hash of the text."
-        },
-    )
-    keep_columns: list[str] = field(
-        default_factory=list,
-        metadata={
-            "help": "Pair metadata columns to keep next to prompt/chosen/rejected (e.g. "
-            "chat_template_kwargs, which DPOTrainer reads). Default: drop all metadata."
-        },
-    )
-    overwrite_output_dir: bool = field(
-        default=False,
-        metadata={"help": "Allow writing into an output_dir that already holds a model."},
-    )
-    group_by_request: bool = field(
-        default=False,
-        metadata={
-            "help": "Shared-response DPO (synth.shared_dpo): batches hold whole requests and each "
-            "unique response is forwarded once; DPO's loss and metrics over the same pairs. "
-            "per_device_*_batch_size then count requests; max_train_samples cuts whole requests."
-        },
-    )
-    correction_sft_weight: float = field(
-        default=0.0,
-        metadata={
-            "help": "With group_by_request: add this weight x the NLL of each chosen response's "
-            "tokens after the beginning it shares with the rejected one (C²-SYN with shared "
-            "openers: the trigger and the correction; r0's pairs share none and add nothing), "
-            "TRL's 'sft' loss on those tokens. 0 = DPO alone."
-        },
-    )
-
-
-def make_parser(prog: str | None = None) -> Any:
-    """TRL's TrlParser over (script args, DPOConfig, ModelConfig), as in trl/scripts/dpo.py."""
-    from trl import DPOConfig, ModelConfig, TrlParser
-
-    return one_line_errors(TrlParser((ScriptArguments, DPOConfig, ModelConfig), prog=prog))
+from cc_train.cpu_threads import set_cpu_threads
+from cc_train.inputs import ScriptArguments, check_inputs, make_parser, parse_args
+from cc_train.model_card import DataRef, TrainingCard
+from cc_train.recipe import resolve_report_to
 
 
 def main(
@@ -139,45 +56,19 @@ def main(
     import torch
     from trl import DPOTrainer, get_peft_config, get_quantization_config
 
-    from synth import shared_dpo
+    from cc_train import shared_dpo
 
     # 1. everything that can be wrong with the inputs, cheapest first, before the model loads
-    base = resolve_model(model_args.model_name_or_path)
-    model_args.model_name_or_path = base.path
-    training_args.resume_from_checkpoint = resume_value(training_args.resume_from_checkpoint)
-    check_output_dir(
-        training_args.output_dir,
-        overwrite=script_args.overwrite_output_dir,
-        resume=training_args.resume_from_checkpoint,
-    )
-    whole = script_args.group_by_request  # shared responses: say now what they cannot serve
-    if script_args.correction_sft_weight and not whole:
-        raise RecipeError("correction_sft_weight needs group_by_request: true")
-    if script_args.correction_sft_weight < 0:
-        raise RecipeError("correction_sft_weight must be >= 0")
-    if whole and (problems := shared_dpo.unsupported_options(training_args)):
-        raise RecipeError(f"group_by_request does not support {'; '.join(problems)}")
-    dataset = load_c2syn(
-        script_args.dataset_name or "",
-        revision=script_args.dataset_revision,
-        name=script_args.dataset_config,
-        file_split=script_args.dataset_train_split,
-    )
-    train, test, conversational = training_splits(
-        dataset,
-        replace(script_args, max_train_samples=None) if whole else script_args,
-        want_eval=training_args.eval_strategy != "no",
-        seed=training_args.seed,
-    )
-    if whole and script_args.max_train_samples is not None:  # a pair cut would share nothing
-        train = shared_dpo.select_whole_requests(
-            train, script_args.max_train_samples, training_args.seed
-        )
+    checked = check_inputs(script_args, training_args, model_args)  # also what c2-train runs
+    base, train, test, tokenizer = checked.base, checked.train, checked.test, checked.tokenizer
+    whole = script_args.group_by_request
+    if _is_local_main():
+        for note in checked.notes:
+            print(note, flush=True)
     if training_args.device.type == "cpu":  # the cores this process gets, not all of them
         line = set_cpu_threads()
         if _is_local_main():
             print(line, flush=True)
-    tokenizer = load_tokenizer(model_args, training_args, conversational=conversational)
     peft_config = get_peft_config(model_args)
     training_args.report_to, chosen = resolve_report_to(training_args.report_to)
     if chosen and _is_local_main():
@@ -245,11 +136,10 @@ def cli(argv: list[str] | None = None) -> int:
     """Parse, run, and turn every input problem into one ``error:`` line (exit code 2)."""
     from cc_tasks.errors import CCError, exit_code, message
 
-    argv = normalize_argv(list(sys.argv[1:] if argv is None else argv))
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        script_args, training_args, model_args = parse_recipe(make_parser(), argv)
-        recipe = recipe_path(argv)
-        main(script_args, training_args, model_args, recipe=recipe and shown_recipe(recipe))
+        script_args, training_args, model_args, recipe = parse_args(argv)
+        main(script_args, training_args, model_args, recipe=recipe)
     except (CCError, OSError) as err:  # exit codes: cc_tasks.errors (2 input, 1 failed run)
         if _is_local_main():  # one line, from the main process only
             print(f"error: {message(err)}", file=sys.stderr)
@@ -259,6 +149,9 @@ def cli(argv: list[str] | None = None) -> int:
 
 def _is_local_main() -> bool:
     return os.environ.get("LOCAL_RANK", "0") == "0"
+
+
+__all__ = ["ScriptArguments", "cli", "main", "make_parser"]  # make_parser: TRL's script shape
 
 
 if __name__ == "__main__":

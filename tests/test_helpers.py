@@ -48,7 +48,11 @@ def test_the_atomic_file_write_exists_once() -> None:
 
     assert synth.generate.atomic_write_text is files.atomic_write_text  # older imports
     root = Path(files.__file__).resolve().parents[1]
-    sources = [*root.glob("cc_tasks/**/*.py"), *root.glob("synth/**/*.py"), root / "recipes/dpo.py"]
+    sources = [
+        *root.glob("cc_tasks/**/*.py"),
+        *root.glob("synth/**/*.py"),
+        *root.glob("recipes/**/*.py"),
+    ]
     writers = [
         str(p.relative_to(root))
         for p in sources

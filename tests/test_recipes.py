@@ -119,14 +119,14 @@ def no_model_load(monkeypatch: pytest.MonkeyPatch) -> None:
     shared-response one the CPU recipe picks (group_by_request)."""
     import trl
 
-    import synth.shared_dpo  # imported before the patch: it subclasses the real DPOTrainer
+    import cc_train.shared_dpo  # imported before the patch: it subclasses the real DPOTrainer
 
     class NoTrainer:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             raise AssertionError("DPOTrainer was built: the model would have been loaded")
 
     monkeypatch.setattr(trl, "DPOTrainer", NoTrainer)
-    monkeypatch.setattr(synth.shared_dpo, "SharedResponseDPOTrainer", NoTrainer)
+    monkeypatch.setattr(cc_train.shared_dpo, "SharedResponseDPOTrainer", NoTrainer)
 
 
 def load(dpo: ModuleType, folder: Path) -> Any:
@@ -138,7 +138,7 @@ def load(dpo: ModuleType, folder: Path) -> Any:
 
 def parse(dpo: ModuleType, argv: list[str]) -> tuple[Any, ...]:
     """dpo.py's parser over a recipe + overrides, as its cli() runs it."""
-    from synth.recipe import parse_recipe
+    from cc_train.recipe import parse_recipe
 
     return parse_recipe(dpo.make_parser(), argv)
 
@@ -230,7 +230,7 @@ def test_positional_recipe_equals_config_flag_and_cli_overrides(dpo: ModuleType)
 
 
 def test_embedded_model_name_resolves(dpo: ModuleType, embedded_model_dir: str) -> None:
-    from synth.recipe import BaseModel, resolve_model
+    from cc_train.recipe import BaseModel, resolve_model
 
     embedded = resolve_model("embedded")
     assert embedded == BaseModel(embedded_model_dir, "HuggingFaceTB/SmolLM2-135M-Instruct")
@@ -428,6 +428,123 @@ def test_fail_fast_from_the_command_line_is_one_line(tmp_path: Path, tiny_model_
     assert not (tmp_path / "out").exists()
 
 
+# ------------------------------------------------------------------ the launcher (c2-train)
+
+CPU_ACCELERATE = RECIPES / "accelerate_configs" / "cpu.yaml"
+# `c2-train` as the README gives it, run as `python -m` so no console script need be installed
+C2_TRAIN = [sys.executable, "-m", "cc_train.launch", "--config_file", str(CPU_ACCELERATE)]
+BAD_INPUTS = ("missing recipe", "unknown key", "negative weight", "empty folder", "corrupt parquet")
+
+
+def bad_input(case: str, folder: Path) -> tuple[list[str], str]:
+    """(recipe + overrides, the expected one-line error) of one bad input."""
+    typo, negative = folder / "typo.yaml", folder / "negative.yaml"
+    typo.write_text(CPU_RECIPE.read_text() + "lerning_rate: 1.0e-5\n")
+    negative.write_text(CPU_RECIPE.read_text() + "correction_sft_weight: -0.5\n")
+    (folder / "empty").mkdir()
+    corrupt = folder / "corrupt"
+    (corrupt / "data").mkdir(parents=True)
+    (corrupt / "data" / "train-00000-of-00001.parquet").write_bytes(b"PAR1 not a parquet file")
+    return {
+        "missing recipe": ([str(folder / "missing.yaml")], "no such file"),
+        "unknown key": ([str(typo)], "unknown key 'lerning_rate'"),
+        "negative weight": ([str(negative)], "correction_sft_weight must be >= 0"),
+        "empty folder": (
+            [str(CPU_RECIPE), "--dataset_name", str(folder / "empty")],
+            f"dataset {folder / 'empty'}: cannot load",
+        ),
+        "corrupt parquet": (
+            [str(CPU_RECIPE), "--dataset_name", str(corrupt)],
+            f"dataset {corrupt}: cannot load",
+        ),
+    }[case]
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS)
+def test_launcher_answers_bad_input_in_one_line_with_exit_2(
+    case: str, tmp_path: Path, tiny_model_dir: str
+) -> None:
+    """Under `accelerate launch` the script's error line and exit 2 drown in accelerate's
+    CalledProcessError traceback (exit 1); the launcher checks before anything spawns."""
+    model = poisoned_model(tmp_path / "poisoned", tiny_model_dir)
+    argv, expected = bad_input(case, tmp_path)
+    result = subprocess.run(
+        [*C2_TRAIN, *argv, "--model_name_or_path", str(model),
+         "--output_dir", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-2000:]
+    (line,) = error_lines(result.stderr)
+    assert expected in line
+    assert "Traceback" not in result.stderr and "CalledProcessError" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_launcher_splits_accelerate_options_from_the_recipe() -> None:
+    from cc_train.launch import command, split_argv
+
+    recipe = [str(CPU_RECIPE), "--max_steps", "2", "--config_file", "not-accelerate's"]
+    argv = ["--multi_gpu", "--num_processes", "2", "--config_file", "acc.yaml", *recipe]
+    check_only, launch, rest = split_argv(argv)
+    assert not check_only and rest == recipe
+    assert launch == ["--multi_gpu", "--num_processes", "2", "--config_file", "acc.yaml"]
+    assert split_argv(["--check", "--config", str(CPU_RECIPE)]) == (True, [], [str(CPU_RECIPE)])
+    one = command([], [str(CPU_RECIPE)])
+    assert one == [sys.executable, str(DPO_SCRIPT), str(CPU_RECIPE)]
+    many = command(["--multi_gpu"], [str(CPU_RECIPE)])
+    assert many[1:4] == ["-m", "accelerate.commands.launch", "--multi_gpu"]
+    assert many[-2:] == [str(DPO_SCRIPT), str(CPU_RECIPE)]
+
+
+def test_launcher_check_passes_good_input_without_training(
+    tmp_path: Path, cpu_args: list[str], no_model_load: None, capsys: Any
+) -> None:
+    from cc_train.launch import main
+
+    data = write_c2syn(tmp_path / "c2-syn")
+    assert main(["--check", *cpu_args, "--dataset_name", str(data)]) == 0
+    assert "pass every check" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------ one request
+
+
+def test_one_request_folder_names_the_fix_and_the_fix_trains_without_evaluation(
+    dpo: ModuleType,
+    tmp_path: Path,
+    cpu_args: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: Any,
+) -> None:
+    """The CPU recipe holds out 1 request: a 1-request folder leaves nothing to train on. The
+    error says what to do (--test_size 0), and that trains on the request, no evaluation."""
+    import trl
+
+    import cc_train.shared_dpo
+
+    given: dict[str, Any] = {}
+
+    class RecordingTrainer:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            given.update(kwargs)
+            raise TrainerBuilt
+
+    monkeypatch.setattr(trl, "DPOTrainer", RecordingTrainer)
+    monkeypatch.setattr(cc_train.shared_dpo, "SharedResponseDPOTrainer", RecordingTrainer)
+    data = write_c2syn(tmp_path / "c2-syn", n_requests=1)
+    code, err = run_cli(dpo, [*cpu_args, "--dataset_name", str(data)], capsys)
+    assert code == 2
+    (line,) = error_lines(err)
+    assert "holds out 1 of 1 requests: nothing left to train on" in line
+    assert line.endswith("pass --test_size 0")
+    with pytest.raises(TrainerBuilt):
+        dpo.cli([*cpu_args, "--dataset_name", str(data), "--test_size", "0"])
+    assert len(given["train_dataset"]) == 15 and given["eval_dataset"] is None
+    assert given["args"].eval_strategy == "no"
+    assert "no evaluation during training" in capsys.readouterr().out
+
+
 # ------------------------------------------------------------------ data preparation
 
 
@@ -471,13 +588,13 @@ def test_same_named_folders_never_load_stale_rows(
     monkeypatch: pytest.MonkeyPatch,
     capsys: Any,
 ) -> None:
-    """Regression (issue 10, failure 1): datasets caches a README-configured folder by its name.
+    """Regression: datasets caches a README-configured folder by its name.
     Through dpo.py's own cli, with one shared datasets cache, each of two folders called
     `c2-syn` trains on its own rows (the stand-in trainer records what it was given)."""
     import datasets
     import trl
 
-    import synth.shared_dpo
+    import cc_train.shared_dpo
 
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "shared-cache")
     seen: list[int] = []
@@ -488,7 +605,7 @@ def test_same_named_folders_never_load_stale_rows(
             raise TrainerBuilt
 
     monkeypatch.setattr(trl, "DPOTrainer", RecordingTrainer)
-    monkeypatch.setattr(synth.shared_dpo, "SharedResponseDPOTrainer", RecordingTrainer)
+    monkeypatch.setattr(cc_train.shared_dpo, "SharedResponseDPOTrainer", RecordingTrainer)
     model = poisoned_model(tmp_path / "poisoned", tiny_model_dir)
     first = write_c2syn(tmp_path / "a" / "c2-syn", n_requests=2)
     second = write_c2syn(tmp_path / "b" / "c2-syn", n_requests=5, test_requests=1)
@@ -532,7 +649,7 @@ def test_existing_test_split_is_used_and_checked(dpo: ModuleType, tmp_path: Path
 
 
 def test_eval_commands_are_fast_for_the_hardware() -> None:
-    from synth.model_card import eval_commands
+    from cc_train.model_card import eval_commands
 
     plain, wrapped = eval_commands("/m/base", "/runs/dpo", adapter=True, on_cpu=True)
     assert plain == (
@@ -555,8 +672,8 @@ def test_eval_commands_are_fast_for_the_hardware() -> None:
 def test_model_card_names_hub_ids_data_fingerprint_recipe_and_command(tmp_path: Path) -> None:
     from huggingface_hub import ModelCard
 
+    from cc_train.model_card import DataRef, TrainingCard, eval_commands
     from synth.dataset import fingerprint
-    from synth.model_card import DataRef, TrainingCard, eval_commands
 
     data = write_c2syn(tmp_path / "c2-syn", n_requests=2)
     out = tmp_path / "out"
@@ -592,7 +709,7 @@ def test_model_card_names_hub_ids_data_fingerprint_recipe_and_command(tmp_path: 
 
 
 def test_base_model_hub_id_of_local_folders(tmp_path: Path, tiny_model_dir: str) -> None:
-    from synth.recipe import hub_id_of
+    from cc_train.recipe import hub_id_of
 
     assert hub_id_of("Qwen/Qwen2-7B-Instruct") == "Qwen/Qwen2-7B-Instruct"
     folder = tmp_path / "copy"
@@ -609,7 +726,7 @@ def test_base_model_hub_id_of_local_folders(tmp_path: Path, tiny_model_dir: str)
 def test_report_to_auto_is_tensorboard_where_installed(monkeypatch: pytest.MonkeyPatch) -> None:
     import transformers.integrations as integrations
 
-    from synth.recipe import resolve_report_to
+    from cc_train.recipe import resolve_report_to
 
     assert resolve_report_to(["wandb"]) == (["wandb"], None)
     monkeypatch.setattr(integrations, "is_tensorboard_available", lambda: True)
@@ -624,8 +741,8 @@ def test_report_to_auto_is_tensorboard_where_installed(monkeypatch: pytest.Monke
 def test_card_command_is_portable_and_the_printed_one_local(tmp_path: Path) -> None:
     from types import SimpleNamespace
 
-    from synth.model_card import DataRef, TrainingCard
-    from synth.recipe import BaseModel
+    from cc_train.model_card import DataRef, TrainingCard
+    from cc_train.recipe import BaseModel
 
     base = BaseModel("/cache/smollm2", "HuggingFaceTB/SmolLM2-135M-Instruct")
     args = SimpleNamespace(

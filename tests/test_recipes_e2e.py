@@ -1,6 +1,6 @@
 """The train -> evaluate loop for real, as the README gives it: `c2-syn` writes a C²-SYN folder
-(tiny synthesiser: only the shape matters), `accelerate launch` with the CPU accelerate config
-runs recipes/dpo.py on the CPU recipe (embedded SmolLM2, LoRA, 2 steps), the loss is finite,
+(tiny synthesiser: only the shape matters), `c2-train` with the CPU accelerate config checks
+the inputs and hands over to `accelerate launch`, which runs recipes/dpo.py on the CPU recipe (embedded SmolLM2, LoRA, 2 steps), the loss is finite,
 the held-out request is evaluated during training, the model card names the base model by its
 Hub id and the data by its fingerprint, the adapter loads with peft and has moved, and the
 lm_eval command that dpo.py prints runs C²-EVAL on base + adapter (--limit 1, rule judge)."""
@@ -76,9 +76,9 @@ def test_cpu_recipe_trains_and_the_adapter_runs_c2_eval(
 
     # 2. the README's CPU command; overrides keep it to two short steps
     trained = run(
-        [sys.executable, "-m", "accelerate.commands.launch",
+        [sys.executable, "-m", "cc_train.launch",  # = c2-train
          "--config_file", str(RECIPES / "accelerate_configs" / "cpu.yaml"),
-         str(RECIPES / "dpo.py"), str(RECIPES / "smollm2-135m-instruct" / "dpo" / "config_cpu.yaml"),
+         str(RECIPES / "smollm2-135m-instruct" / "dpo" / "config_cpu.yaml"),
          "--dataset_name", str(data), "--output_dir", str(out), "--max_steps", "2",
          "--per_device_train_batch_size", "1", "--gradient_accumulation_steps", "1",
          "--max_length", "256", "--save_strategy", "steps", "--save_steps", "2",

@@ -1,4 +1,4 @@
-"""Shared-response DPO (synth.shared_dpo) against TRL's stock DPOTrainer on the same pairs.
+"""Shared-response DPO (cc_train.shared_dpo) against TRL's stock DPOTrainer on the same pairs.
 
 On the tiny random Llama (SmolLM2 tokenizer and chat template): the loss, every gradient and
 every logged metric equal stock's (LoRA and full fine-tuning, truncation both ways, reference
@@ -16,6 +16,7 @@ import math
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +24,15 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
-from synth.cpu_threads import choose_threads, usable_cores
-from synth.pairs import request_pairs
-from synth.shared_dpo import (
+from cc_train.batches import (
     RequestBatchSampler,
     SharedResponseCollator,
-    SharedResponseDPOTrainer,
     request_groups,
     select_whole_requests,
-    unsupported_options,
 )
+from cc_train.cpu_threads import choose_threads, usable_cores
+from cc_train.shared_dpo import TOKEN_COLUMNS, SharedResponseDPOTrainer, unsupported_options
+from synth.pairs import request_pairs
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU_RECIPE = ROOT / "recipes" / "smollm2-135m-instruct" / "dpo" / "config_cpu.yaml"
@@ -173,6 +173,24 @@ class StopAt(TrainerCallback):
 
 def trainable(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def first_tokens(inputs: dict[str, torch.Tensor]) -> int:
+    """Which request a batch holds: the token ids of its first sequence, summed."""
+    return int(inputs["input_ids"][0].sum())
+
+
+def spy_on_loss(
+    monkeypatch: pytest.MonkeyPatch, record: Callable[[Any, dict[str, torch.Tensor]], None]
+) -> None:
+    """Calls ``record(trainer, batch)`` on every batch the trainer's compute_loss sees."""
+    original = SharedResponseDPOTrainer.compute_loss
+
+    def spy(self: Any, model: Any, inputs: dict[str, torch.Tensor], *args: Any, **kw: Any) -> Any:
+        record(self, inputs)
+        return original(self, model, inputs, *args, **kw)
+
+    monkeypatch.setattr(SharedResponseDPOTrainer, "compute_loss", spy)
 
 
 # ---------------------------------------------------------------- collator and sampler
@@ -387,13 +405,7 @@ def test_resume_from_a_checkpoint_replays_the_straight_run(
     whose request order (seed 42 + 1) differs from epoch 1's (seed 42), so it also checks
     that a resumed epoch replays the straight run's order."""
     trained: list[int] = []  # which request each training step saw (its first token ids)
-    original = SharedResponseDPOTrainer._compute_loss
-
-    def spy(self: Any, model: Any, inputs: dict[str, torch.Tensor], return_outputs: bool) -> Any:
-        trained.append(int(inputs["input_ids"][0].sum()))
-        return original(self, model, inputs, return_outputs)
-
-    monkeypatch.setattr(SharedResponseDPOTrainer, "_compute_loss", spy)
+    spy_on_loss(monkeypatch, lambda trainer, inputs: trained.append(first_tokens(inputs)))
     dataset = pairs_dataset(3)
     common = {"max_steps": 6, "precompute_ref_log_probs": True, "learning_rate": 5e-2}
     straight = make_trainer(
@@ -438,15 +450,30 @@ def test_every_epoch_reaches_the_request_sampler(
 ) -> None:
     """Under DDP accelerate wraps the sampler in BatchSamplerShard (and a resumed epoch in
     SkipBatchSampler too), where neither accelerate's nor Trainer's set_epoch reaches it: the
-    trainer sets the epoch itself at the start of every epoch."""
-    from trl import DPOTrainer
-
-    trainer = make_trainer(SharedResponseDPOTrainer, tiny_model_dir, pairs_dataset(2), tmp_path)
-    trainer.get_train_dataloader()
-    monkeypatch.setattr(DPOTrainer, "_run_epoch", lambda self, **kwargs: None)
-    trainer._run_epoch(epoch=3, train_dataloader=None)
-    assert trainer._train_request_sampler is not None
-    assert trainer._train_request_sampler.epoch == 3
+    trainer sets the epoch itself at the start of every epoch, so epoch e trains on the
+    requests in the sampler's order for seed + e."""
+    trained: list[int] = []
+    spy_on_loss(monkeypatch, lambda trainer, inputs: trained.append(first_tokens(inputs)))
+    trainer = make_trainer(
+        SharedResponseDPOTrainer,
+        tiny_model_dir,
+        pairs_dataset(3),
+        tmp_path,
+        max_steps=6,  # 3 requests, 1 per step: 2 epochs
+        precompute_ref_log_probs=True,
+    )
+    trainer.train()
+    dataset = trainer.train_dataset
+    groups = request_groups(dataset)
+    expected = []
+    for epoch in range(2):
+        sampler = RequestBatchSampler(groups, 1, shuffle=True, seed=trainer.args.seed)
+        sampler.set_epoch(epoch)
+        for rows in sampler:
+            examples = [{c: dataset[i][c] for c in TOKEN_COLUMNS} for i in rows]
+            expected.append(first_tokens(trainer.data_collator(examples)))
+    assert trained == expected
+    assert expected[:3] != expected[3:]  # the two epochs' orders differ: the epoch was seen
 
 
 # ---------------------------------------------------------------- refusals and the recipe
@@ -493,14 +520,12 @@ def test_recipe_option_trains_with_shared_responses_and_cuts_whole_requests(
     pairs_dataset(3).to_parquet(str(data))
     seen: list[int] = []
     weights: list[float] = []
-    original = SharedResponseDPOTrainer._compute_loss
 
-    def spy(self: Any, model: Any, inputs: dict[str, torch.Tensor], return_outputs: bool) -> Any:
+    def record(trainer: Any, inputs: dict[str, torch.Tensor]) -> None:
         seen.append(inputs["chosen_index"].numel())
-        weights.append(self.correction_sft_weight)
-        return original(self, model, inputs, return_outputs)
+        weights.append(trainer.correction_sft_weight)
 
-    monkeypatch.setattr(SharedResponseDPOTrainer, "_compute_loss", spy)
+    spy_on_loss(monkeypatch, record)
     args = [
         str(CPU_RECIPE),
         "--model_name_or_path", tiny_model_dir,

@@ -176,7 +176,7 @@ def resume_value(value: Any) -> Any:
 
 def shown_recipe(path: Path) -> str:
     """The recipe as a model card shows it: relative to this checkout when inside it."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]  # recipes/cc_train/recipe.py -> the checkout
     resolved = path.resolve()
     return str(resolved.relative_to(root)) if resolved.is_relative_to(root) else path.name
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .dataset import HUB_ID_RE, fingerprint, layout_files
+from synth.dataset import HUB_ID_RE, fingerprint, layout_files
 
 PAPER = "https://arxiv.org/abs/2407.16637"
 CPU_EVAL_BATCH = 16  # measured on CPU (README "Cost"): batch 16 ~8x faster than the default 1
@@ -150,7 +150,7 @@ class TrainingCard:
         adapter: bool,
         on_cpu: bool,
     ) -> TrainingCard:
-        """The card of a recipe run: ``base`` is a :class:`synth.recipe.BaseModel`.
+        """The card of a recipe run: ``base`` is a :class:`cc_train.recipe.BaseModel`.
 
         ``commands`` (printed after training) use this machine's paths; the card's command
         names the base model by its Hub id and the result by its Hub repo when it is pushed,
