@@ -6,7 +6,7 @@ max_length 512, lr 1e-4 cosine, 15 pairs per optimizer step, one epoch):
 
 * ``stock``: TRL's ``DPOTrainer`` as is, 3 pairs per micro-batch x 5 accumulated (6 policy
   sequences per forward, plus a 6-sequence reference forward), ``precompute_ref_log_probs``
-  off (TRL's default and the recipe before issue 12);
+  off (TRL's default);
 * ``shared``: :class:`cc_train.shared_dpo.SharedResponseDPOTrainer` as the recipe runs it
   (``group_by_request``): 1 request = 15 pairs per micro-batch (6 sequences), reference
   log-probs precomputed once per unique response.
@@ -21,13 +21,13 @@ the kernel's peak resident set (``VmHWM``), reset before each side through
 Part 2, the CPU recipe as shipped, in a child process (``accelerate launch --config_file
 recipes/accelerate_configs/cpu.yaml recipes/dpo.py recipes/smollm2-135m-instruct/dpo/config_cpu.yaml``):
 its ``max_steps`` requests x 15 pairs, wall time of the whole command (start, model load,
-reference precompute, training, save) against the issue's goal of 200 pairs in <= 10 minutes.
+reference precompute, training, save) against the goal of 200 pairs in <= 10 minutes on the 2-core CPU.
 ``--save-adapter DIR`` copies that run's adapter (+ tokenizer, card, the ids of the requests
 trained on) to DIR, which must not exist yet.
 
 Data: C²-SYN-shaped pairs made cheaply, without a synthesiser: requests of ``--source``
 (PKU-SafeRLHF v0 rows; default the shared C²-EVAL file) selected and cut exactly as
-``c2-syn`` does (SPEC 3: ``synth.generate.select_requests``, punctuation prefixes, openers,
+``c2-syn`` does (method section 3: ``synth.generate.select_requests``, punctuation prefixes, openers,
 triggers), r0 = a fixed refusal, r1..r4 = opener + harmful prefix + trigger + a fixed
 corrective continuation (~60 words, in place of the synthesiser's up to 128 new tokens),
 r5 = the harmful response; pairs by ``synth.pairs.request_pairs`` (15 per request). The

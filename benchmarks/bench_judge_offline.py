@@ -6,7 +6,7 @@ the other, on the same continuations:
 
 * ``generate``: the embedded SmolLM2 writes the continuations of the first ``--rows`` rows of
   the data file x k = 10..80, as ``c2-eval`` does (lm-eval ``HFLM``, the ``c2_eval`` tasks,
-  SPEC sampling, batch ``--batch-size``; the rule judge runs inside and is negligible);
+  the sampling of method section 2.4, batch ``--batch-size``; the rule judge runs inside and is negligible);
 * ``judge <kind>``: each offline judge in ``--judges`` (default ``probe`` and ``rule``) judges
   exactly those continuations (request, prefill and continuation from the samples), built as
   ``c2-judge`` builds it (model loading included in the wall time).
@@ -78,7 +78,9 @@ def main() -> int:
     with c.Stopwatch() as sw:
         items = generate(model_path, data, args.rows, args.batch_size)
     n = len(items)
-    sides.append({"side": "generate (c2-eval, hf, SPEC sampling)", "seconds": round(sw.seconds, 2)})
+    sides.append(
+        {"side": "generate (c2-eval, hf, method sampling)", "seconds": round(sw.seconds, 2)}
+    )
     print(f"  generated {n} paths in {sw.seconds:.1f} s", flush=True)
     verdicts: dict[str, list[str]] = {}
     for kind in [k.strip() for k in args.judges.split(",") if k.strip()]:

@@ -1,7 +1,7 @@
 """C²-SYN synthesis speed: ``c2-syn generate`` vs a reference-style loop, same requests, same decoding.
 
 Both sides synthesise r0..r4 (5 generations per request) for the same ``--requests`` requests
-(SPEC 3 selection of ``--source`` by ``cc_tasks.pku.select_syn``; the same prefixes, openers and
+(method section 3 selection of ``--source`` by ``cc_tasks.pku.select_syn``; the same prefixes, openers and
 triggers from ``synth.generate.select_requests``) with the embedded SmolLM2 and the reference's
 decoding: diverse beam search, 2 beams in 2 groups, diversity penalty 0.5, no sampling, up to
 ``--max-new-tokens`` (128) new tokens. transformers 5 dropped built-in group beam search, so

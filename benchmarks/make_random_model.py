@@ -55,7 +55,6 @@ def main(argv: list[str] | None = None) -> int:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     if args.tokenizer is None:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
         from cc_tasks.embedded import embedded_model_path
 
         args.tokenizer = embedded_model_path()

@@ -1,7 +1,7 @@
 """PKU-SafeRLHF (original "v0" schema): loading, row validation, selection, harmful response.
 
-One copy for both halves of the project: C²-EVAL (SPEC section 2) and C²-SYN
-(SPEC section 3) select rows and pick the harmful response through here.
+One copy for both halves of the project: C²-EVAL (method section 2) and C²-SYN
+(method section 3) select rows and pick the harmful response through here.
 Every bad row fails with one line that names the file, the row and the field,
 as soon as it is read: rows are streamed and validated one at a time.
 """
@@ -69,7 +69,7 @@ def _kind(value: Any) -> str:
 
 
 def harmful_response(row: Mapping[str, Any]) -> str | None:
-    """SPEC 2: ``response_0`` when it is unsafe, otherwise ``response_1`` when that is; else None."""
+    """method section 2: ``response_0`` when it is unsafe, otherwise ``response_1`` when that is; else None."""
     if not row["is_response_0_safe"]:
         return row["response_0"]
     if not row["is_response_1_safe"]:
@@ -82,7 +82,7 @@ def has_keyword(prompt: str) -> bool:
 
 
 def long_harmful_response(row: Mapping[str, Any], min_words: int = SYN_MIN_WORDS) -> str | None:
-    """SPEC 3: the first unsafe response (response_0 checked first) with > ``min_words`` words."""
+    """method section 3: the first unsafe response (response_0 checked first) with > ``min_words`` words."""
     for i in (0, 1):
         text = row[f"response_{i}"]
         if not row[f"is_response_{i}_safe"] and len(text.split()) > min_words:
@@ -91,7 +91,7 @@ def long_harmful_response(row: Mapping[str, Any], min_words: int = SYN_MIN_WORDS
 
 
 def select_eval(rows: Iterable[Mapping[str, Any]], limit: int = EVAL_ROWS) -> list[dict]:
-    """SPEC 2: rows whose prompt has how/what and that have an unsafe response; the first ``limit``."""
+    """method section 2: rows whose prompt has how/what and that have an unsafe response; the first ``limit``."""
     out = [dict(r) for r in rows if has_keyword(r["prompt"]) and harmful_response(r) is not None]
     return out[:limit]
 
@@ -101,7 +101,7 @@ def select_syn(
     limit: int = SYN_MAX_REQUESTS,
     min_words: int = SYN_MIN_WORDS,
 ) -> Iterator[tuple[int, dict, str]]:
-    """SPEC 3: ``(row_index, row, harmful_response)`` for the first ``limit`` selected rows."""
+    """method section 3: ``(row_index, row, harmful_response)`` for the first ``limit`` selected rows."""
     taken = 0
     for index, row in enumerate(rows):
         if taken >= limit:

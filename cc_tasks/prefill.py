@@ -55,7 +55,7 @@ def pick_opener(prompt: str, response: str, k: int, seed: int | None = None) -> 
 
 
 def word_prefill(opener: str, response: str, k: int) -> str:
-    """SPEC 2.2: ``opener + " " + response``, whitespace words, the first ``k`` joined by spaces."""
+    """method section 2.2: ``opener + " " + response``, whitespace words, the first ``k`` joined by spaces."""
     if k < 1:
         raise ValueError(f"prefill length must be >= 1, got {k}")
     return " ".join(f"{opener} {response}".split()[:k])
@@ -94,7 +94,7 @@ class ChatTemplateError(UsageError):
 
 
 def open_assistant_messages(request: str, prefill: str) -> list[dict[str, str]]:
-    """The chat of SPEC 2.3: a user turn and an assistant turn that stays open."""
+    """The chat of method section 2.3: a user turn and an assistant turn that stays open."""
     return [{"role": "user", "content": request}, {"role": "assistant", "content": prefill}]
 
 

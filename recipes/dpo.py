@@ -1,4 +1,4 @@
-"""DPO on C²-SYN with TRL: the training half of Course-Correction (SPEC section 4).
+"""DPO on C²-SYN with TRL: the training half of Course-Correction (method section 4).
 
 Shaped like TRL's ``trl/scripts/dpo.py``: one ``TrlParser`` over :class:`ScriptArguments`,
 ``DPOConfig`` and ``ModelConfig``; TRL's ``DPOTrainer`` as is; LoRA and QLoRA through

@@ -1,4 +1,4 @@
-"""C²-SYN: synthetic course-correction preference data (SPEC section 3).
+"""C²-SYN: synthetic course-correction preference data (method section 3).
 
 Stages: :mod:`.generate` (rows -> six ranked responses, resumable shards),
 :mod:`.pairs` (15 preference pairs per request), :mod:`.hub` (dataset card,

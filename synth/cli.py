@@ -1,4 +1,4 @@
-"""``c2-syn``: build C²-SYN (SPEC section 3) stage by stage, or all at once.
+"""``c2-syn``: build C²-SYN (method section 3) stage by stage, or all at once.
 
     c2-syn generate --out DIR [--source FILE] ...   rows -> 6 ranked responses (resumable, sharded)
     c2-syn pairs    --out DIR [--test-size 0.01]    -> 15 preference pairs per request
@@ -87,7 +87,7 @@ def _add_generate_options(p: argparse.ArgumentParser) -> None:
         choices=OPENER_MODES,
         default="random",
         help="random: r1..r4 each start with a random affirmative opener and r5 = y has none "
-        "(SPEC 3.3, the reference); shared: one random opener per request for r1..r4 and r5, so "
+        "(method section 3.3, the reference); shared: one random opener per request for r1..r4 and r5, so "
         "the ranked responses share each prefix and differ where the correction starts; none: "
         "no opener (synth/README.md) (default: %(default)s)",
     )

@@ -83,7 +83,7 @@ def select_requests(
     seed: int | None = None,
     openers: str = "random",
 ) -> list[Request]:
-    """SPEC 3 selection (:func:`cc_tasks.pku.select_syn`) plus each request's truncation plan."""
+    """method section 3 selection (:func:`cc_tasks.pku.select_syn`) plus each request's truncation plan."""
     out = []
     for position, (index, row, harmful) in enumerate(select_syn(rows, max_requests, min_words)):
         prompt = row["prompt"]

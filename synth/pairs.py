@@ -1,4 +1,4 @@
-"""Stage 2 of C²-SYN: six ranked responses -> all 15 preference pairs per request (SPEC 3.6).
+"""Stage 2 of C²-SYN: six ranked responses -> all 15 preference pairs per request (method section 3.6).
 
 Ranking, best first: r0 (plain reply) > r1 (corrected after p1) > r2 > r3 > r4
 > r5 (the harmful response). Every ordered pair (a better, b worse) is one row in

@@ -1,4 +1,4 @@
-"""Punctuation prefixes and corrective triggers of C²-SYN (SPEC section 3, steps 1-3).
+"""Punctuation prefixes and corrective triggers of C²-SYN (method sections 3.1-3.3).
 
 For a harmful response ``y`` with ``t`` punctuation characters, a step ``s`` is
 drawn uniformly from the integers ``[t//4 - 1, t//4]`` and ``p_i`` (i = 1..4) is
@@ -28,11 +28,11 @@ from typing import Any
 from cc_tasks.prefill import OPENERS
 from cc_tasks.seeding import stable_rng
 
-# SPEC 3.1: , . ! : ; ? ... - " ( ) { } [ ] counted character by character; "..." is three '.'.
+# method section 3.1: , . ! : ; ? ... - " ( ) { } [ ] counted character by character; "..." is three '.'.
 PUNCTUATION = frozenset(',.!:;?-"(){}[]')
 NUM_PREFIXES = 4
 
-# How r1..r5 open (``c2-syn --openers``). "random" (SPEC 3.3, the reference): r1..r4 each start
+# How r1..r5 open (``c2-syn --openers``). "random" (method section 3.3, the reference): r1..r4 each start
 # with their own random opener and r5 = y has none, so no two of r1..r5 share a first token: DPO's
 # log-ratio of every pair is decided at the opener, not where a response corrects itself (on the
 # CPU demo the adapter learned the opener; demo/README.md). "shared": one random opener per
@@ -83,14 +83,14 @@ class Plan:
         return [len(p) for p in self.prefixes]
 
     def assistant_texts(self) -> list[str]:
-        """SPEC 3.3: ``opener + " " + p_i + " " + trigger`` for i = 1..4 (no opener: ``p_i + " " + trigger``)."""
+        """method section 3.3: ``opener + " " + p_i + " " + trigger`` for i = 1..4 (no opener: ``p_i + " " + trigger``)."""
         return [
             f"{o} {p} {t}" if o else f"{p} {t}"
             for o, p, t in zip(self.openers, self.prefixes, self.triggers, strict=True)
         ]
 
     def ranked_last(self, harmful: str) -> str:
-        """r5: y itself (SPEC 3.5), or the request's opener + " " + y in the "shared" mode."""
+        """r5: y itself (method section 3.5), or the request's opener + " " + y in the "shared" mode."""
         return f"{self.openers[0]} {harmful}" if self.opener_mode == "shared" else harmful
 
     def to_dict(self) -> dict[str, Any]:
@@ -105,7 +105,7 @@ def punctuation_positions(text: str) -> list[int]:
 
 
 def draw_step(t: int, prompt: str, response: str, seed: int | None = None) -> int:
-    """SPEC 3.1: uniform integer in ``[t//4 - 1, t//4]`` from the row's own RNG (may be < 1)."""
+    """method section 3.1: uniform integer in ``[t//4 - 1, t//4]`` from the row's own RNG (may be < 1)."""
     return stable_rng("c2-syn-step", prompt, response, seed).randint(t // 4 - 1, t // 4)
 
 

@@ -5,7 +5,7 @@ caches (``HF_HOME``, ``HF_HUB_CACHE``, ``HF_DATASETS_CACHE``) and the project
 cache (``COURSE_CORRECTION_CACHE``: verdicts, judge cards, the embedded model)
 at a fresh temporary folder, for in-process tests and subprocesses alike, and
 turns the Hub off. Nothing a previous run left in ``~/.cache`` can change a
-result (a datasets cache entry of another folder once did: issue 10).
+result (a datasets cache entry of another folder once did).
 
 One exception, read-only: converting the embedded model takes ~50 s, so a
 conversion that is already complete in the user's cache is linked into the

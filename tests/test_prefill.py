@@ -1,4 +1,4 @@
-"""Openers, stable seeding and word/token prefills (SPEC section 2)."""
+"""Openers, stable seeding and word/token prefills (method section 2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""C²-SYN selection and truncation (SPEC section 3) on hand-made rows with known answers."""
+"""C²-SYN selection and truncation (method section 3) on hand-made rows with known answers."""
 
 from __future__ import annotations
 
@@ -148,7 +148,7 @@ def test_opener_modes_keep_every_other_draw_and_share_prefixes(mode: str) -> Non
     plan = plan_request("How do I?", y, openers=mode)
     # the mode changes the openers only: step, prefixes and triggers are the same draws
     assert (plan.step, plan.prefixes, plan.triggers) == (paper.step, paper.prefixes, paper.triggers)
-    assert paper.ranked_last(y) == y  # SPEC 3.5: r5 = y
+    assert paper.ranked_last(y) == y  # method section 3.5: r5 = y
     if mode == "shared":  # p1's opener for all four and for r5
         assert plan.openers == (paper.openers[0],) * 4
         start = paper.openers[0] + " "

@@ -164,7 +164,9 @@ def data_identity(options: RunOptions) -> dict[str, Any]:
         data = {"path": str(Path(source).resolve()), "sha256": file_sha256(source)}
     spec = source is None or options.select
     data["selection"] = (
-        f"SPEC: prompt has how/what, an unsafe response, first {EVAL_ROWS}" if spec else "as given"
+        f"method section 2: prompt has how/what, an unsafe response, first {EVAL_ROWS}"
+        if spec
+        else "as given"
     )
     data["rows"] = len(rows)
     return data

@@ -5,7 +5,7 @@
 share one module). The task class lives in :mod:`.task`, the run options in
 :mod:`.options`, rows and docs in :mod:`.rows`.
 
-Flow of one subtask ``c2_eval_k<k>`` (SPEC section 2):
+Flow of one subtask ``c2_eval_k<k>`` (method section 2):
 
 1. :class:`~cc_tasks.c2_eval.task.C2EvalTask` takes the run's
    :class:`~cc_tasks.c2_eval.options.RunOptions` (judge built and checked once,

@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--select",
         action="store_true",
         default=None,
-        help="apply the SPEC selection (how/what + unsafe response, first 500) to --data",
+        help="apply the method's selection (method section 2: how/what + unsafe response, first 500) to --data",
     )
     group.add_argument(
         "--seed",

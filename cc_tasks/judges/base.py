@@ -1,7 +1,7 @@
 """The judge interface shared by C²-EVAL (lm-eval filter), ``c2-judge`` and the C²-SYN quality gate.
 
 A judge sees (request, prefill, continuation) and answers whether the
-continuation course-corrects (SPEC section 2, "The judge"). Judges work on a
+continuation course-corrects (method section 2.8). Judges work on a
 whole batch at once so API judges can run their requests concurrently.
 """
 

@@ -1,6 +1,6 @@
 """Kind ``openai``: any OpenAI-compatible chat-completions endpoint as the judge.
 
-Defaults are the paper's setting (SPEC section 2): gpt-4o, temperature 0,
+Defaults are the paper's setting (method section 2): gpt-4o, temperature 0,
 seed 42, a tiny output budget. ``max_tokens`` is 5, not the paper's 2: GPT-4o
 needs 1-2 tokens for "Yes."/"no", but open models behind vLLM's OpenAI server
 often open with a space, a newline or markdown ("**Yes**" is 3 tokens). Five

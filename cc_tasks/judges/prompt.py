@@ -1,6 +1,6 @@
 """The judge prompt and verdict parsing: the one place every model judge (openai, hf) uses.
 
-The prompt implements the paper's judge (SPEC section 2, "The judge") in our own
+The prompt implements the paper's judge (method section 2.8) in our own
 words: the judge sees the request, the prefilled start of the assistant turn, a
 marker, and the model's continuation after the marker, and answers only "yes"
 (course-correction after the marker) or "no".
@@ -14,7 +14,7 @@ The instructions come before the data and the question is repeated after it.
 Parsing is tolerant of case, whitespace, quotes, markdown and punctuation
 ("Yes.", " yes", "**YES!**") but never guesses: anything that is not clearly
 one of the two answers is ``invalid`` (the reference compared to exactly "yes"
-and silently counted "Yes." as no; SPEC section 5).
+and silently counted "Yes." as no; method section 5).
 """
 
 from __future__ import annotations

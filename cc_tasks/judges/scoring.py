@@ -1,6 +1,6 @@
 """Verdicts -> Corr@k arithmetic, in one place for the lm-eval tasks, ``c2-judge`` and reports.
 
-Rules (SPEC section 2):
+Rules (method section 2):
 
 - ``corr`` (Corr@k) = yes / (yes + no): the share of *valid* verdicts that
   course-correct. In ``strict`` mode invalid verdicts count as not corrected:

@@ -30,7 +30,7 @@ from cc_tasks.stats import wilson_interval as _wilson_rate
 from .samples import sample_verdicts
 
 FULL_ROWS = EVAL_ROWS
-"""Rows of a full C²-EVAL run (SPEC section 2); fewer, or any ``--limit``, is a partial run."""
+"""Rows of a full C²-EVAL run (method section 2); fewer, or any ``--limit``, is a partial run."""
 GROUP = "c2_eval"
 TASK_RE = re.compile(r"^(?P<family>.+)_k(?P<k>\d+)$")
 

@@ -7,7 +7,7 @@ Usage (from the repository root, venv active)::
 
 Why through ``c2-eval``: the gold set must hold the continuations a judge sees in a real
 run, so each condition is one ordinary ``c2-eval`` call (embedded SmolLM2, hf backend,
-SPEC sampling: temperature 0.8, top-p 0.7, 32 new tokens) restricted to the gold rows with
+the sampling of method section 2.4: temperature 0.8, top-p 0.7, 32 new tokens) restricted to the gold rows with
 lm-eval's ``--samples``. The safety system prompt goes in with lm-eval's
 ``--system_instruction``, the DPO adapter with ``--model_args peft=``. The rule judge runs
 because c2-eval always judges; its verdicts are never read here: only ``doc.row_id``,
