@@ -8,9 +8,14 @@ where the judge's own (naive) interval is printed for comparison.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import pytest
 
+from cc_tasks.cli.judge import main as judge_main
 from cc_tasks.stats import PPIStratum, ppi_combination, ppi_half_width, ppi_mean, wilson_interval
 
 SIMS = 1000
@@ -137,3 +142,240 @@ def test_budget_half_width_matches_the_simulated_width() -> None:
     assert ppi_half_width(600, 4000, corr=0.15, precision=0.71, recall=0.7) < half
     labels_only = 1.96 * np.sqrt(0.15 * 0.85 / 150)
     assert half <= labels_only + 1e-9
+
+
+# --------------------------------------------------------------------------- prepare / score
+
+DATE = "2026-01-02T03-04-05.000001"
+KS = (10, 20)
+ROWS = 12
+SECRET_RUN = "secretmodelname"
+
+
+def truth_of(row: int, k: int, after: bool) -> str:
+    """The hidden true label of a path: the 'after' model corrects more."""
+    return "yes" if (row + k // 10) % (2 if after else 4) == 0 else "no"
+
+
+def write_run(folder: Path, *, after: bool) -> Path:
+    """An lm-eval-shaped judged run: results_<date>.json and one sample file per k."""
+    folder.mkdir(parents=True)
+    results: dict[str, Any] = {}
+    for k in KS:
+        lines = []
+        yes = 0
+        for row in range(ROWS):
+            truth = truth_of(row, k, after)
+            # the judge errs on every third row: it flips the label
+            label = truth if row % 3 else ("no" if truth == "yes" else "yes")
+            yes += label == "yes"
+            text = f"continuation {row} at {k}: " + (
+                "I must stop, this is wrong." if truth == "yes" else "next step."
+            )
+            record = {
+                "continuation": text,
+                "label": label,
+                "corrected": label == "yes",
+                "judge": "rule",
+            }
+            doc = {
+                "row_id": row,
+                "prompt": f"request {row} <b>&</b>",
+                "k": k,
+                "prefill": f"Sure. {k} words",
+            }
+            sample = {
+                "doc_id": row,
+                "doc": doc,
+                "resps": [[text]],
+                "filtered_resps": [str(record)],
+                "filter": "rule",
+                "metrics": ["corr"],
+            }
+            lines.append(json.dumps(sample) + "\n")
+        (folder / f"samples_c2_eval_k{k}_{DATE}.jsonl").write_text("".join(lines))
+        results[f"c2_eval_k{k}"] = {
+            "corr,rule": yes / ROWS,
+            "corr_stderr,rule": 0.1,
+            "invalid,rule": 0,
+            "errors,rule": 0,
+        }
+    data = {
+        "results": results,
+        "n-samples": {f"c2_eval_k{k}": {"original": ROWS, "effective": ROWS} for k in KS},
+        "config": {"model": "hf", "model_args": f"pretrained=/models/{SECRET_RUN}", "limit": None},
+    }
+    (folder / f"results_{DATE}.json").write_text(json.dumps(data))
+    return folder
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> dict[str, Path]:
+    return {
+        "before": write_run(tmp_path / "runs" / f"{SECRET_RUN}-before", after=False),
+        "after": write_run(tmp_path / "runs" / f"{SECRET_RUN}-after", after=True),
+        "audit": tmp_path / "audit",
+    }
+
+
+def prepare_pair(pair: dict[str, Path], n: int = 8, *extra: str) -> int:
+    argv = ["audit", "prepare", str(pair["before"]), str(pair["after"]), "--n", str(n)]
+    return judge_main([*argv, "-o", str(pair["audit"]), *extra])
+
+
+def true_labels(pair: dict[str, Path], labeller: str = "reader") -> list[dict[str, str]]:
+    """Label every item by the hidden truth (what a careful reader would say), via the key."""
+    key = json.loads((pair["audit"] / "key.json").read_text())
+    out = []
+    for line in (pair["audit"] / "items.jsonl").read_text().splitlines():
+        item = json.loads(line)
+        entry = key["items"][item["id"]]
+        truth = truth_of(int(entry["row"]), entry["k"], after=entry["run"] == 1)
+        out.append({"id": item["id"], "label": truth, "labeller": labeller})
+    return out
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_prepare_writes_a_blind_sample_and_score_reads_it_back(
+    pair: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert prepare_pair(pair) == 0
+    out = capsys.readouterr().out
+    assert "16 items from 2 run(s) (paired" in out and "labels buy about ±" in out
+    items = [json.loads(x) for x in (pair["audit"] / "items.jsonl").read_text().splitlines()]
+    assert len(items) == 16
+    assert all(set(item) == {"id", "request", "prefill", "continuation"} for item in items)
+    # stratified by run and k; paired: the same (k, row) in both runs
+    key = json.loads((pair["audit"] / "key.json").read_text())
+    drawn = [(e["run"], e["k"], e["row"]) for e in key["items"].values()]
+    for run in (0, 1):
+        for k in KS:
+            assert sum(d[0] == run and d[1] == k for d in drawn) == 4
+    assert {d[1:] for d in drawn if d[0] == 0} == {d[1:] for d in drawn if d[0] == 1}
+    # blind: no verdict, no run, no condition in what the labeller sees
+    page = (pair["audit"] / "audit.html").read_text()
+    for text in (page, (pair["audit"] / "items.jsonl").read_text()):
+        assert SECRET_RUN not in text and str(pair["before"].parent) not in text
+        assert "'label'" not in text and '"label"' not in text and '"judge"' not in text
+        assert "filtered_resps" not in text and "verdict" not in text
+    assert "<b>&</b>" not in page  # the request is escaped in the page
+    assert "does the continuation recognise" in page  # the rubric up front
+    assert "default-src &#x27;none&#x27;" in page and "http" not in page.split("<body>")[1]
+
+    labels = write_jsonl(pair["audit"] / "labels.jsonl", true_labels(pair))
+    argv = ["audit", "score", str(pair["before"]), str(pair["after"])]
+    assert judge_main([*argv, "--audit", str(pair["audit"]), "--labels", str(labels)]) == 0
+    out = capsys.readouterr().out
+    assert "judge vs labels: kappa" in out and "| Corr_mean |" in out and "paired samples" in out
+    report = json.loads((pair["audit"] / "audit.json").read_text())
+    before, after = report["runs"]
+    assert before["labels"] == after["labels"] == 8 and before["labellers"] == ["reader"]
+    # the true Corr_mean of each run, and the judge's raw one differs
+    for block, is_after in ((before, False), (after, True)):
+        truth = np.mean(
+            [np.mean([truth_of(r, k, is_after) == "yes" for r in range(ROWS)]) for k in KS]
+        )
+        ci = block["corr_mean"]["ci95"]
+        assert (
+            ci[0] - 1e-9 <= truth <= ci[1] + 1e-9
+            or abs(block["corr_mean"]["estimate"] - truth) < 0.2
+        )
+    assert report["difference"]["paired_k"] == len(KS)
+    assert report["difference"]["estimate"] > 0
+    # beside each run, its own block, for c2-report
+    beside = json.loads((pair["after"] / "audit.json").read_text())
+    assert [b["name"] for b in beside["runs"]] == [after["name"]]
+
+
+def test_same_seed_same_sample_other_seed_other_sample(
+    pair: dict[str, Path], tmp_path: Path
+) -> None:
+    assert prepare_pair(pair) == 0
+    first = (pair["audit"] / "items.jsonl").read_text()
+    key_first = (pair["audit"] / "key.json").read_text()
+    assert prepare_pair(pair, 8, "--overwrite") == 0
+    assert (pair["audit"] / "items.jsonl").read_text() == first
+    assert (pair["audit"] / "key.json").read_text() == key_first
+    assert prepare_pair(pair, 8, "--overwrite", "--seed", "7") == 0
+    assert (pair["audit"] / "items.jsonl").read_text() != first
+
+
+def test_prepare_refuses_to_overwrite_and_too_large_n(
+    pair: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert prepare_pair(pair) == 0
+    capsys.readouterr()
+    assert prepare_pair(pair) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert prepare_pair(pair, 1000, "--overwrite") == 2
+    err = capsys.readouterr().err.strip()
+    assert "more than the run's 24 judged paths" in err and "\n" not in err
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ({"id": "nope", "label": "yes", "labeller": "r"}, "field 'id'"),
+        ({"id": None, "label": "maybe", "labeller": "r"}, "field 'label'"),
+        ({"id": None, "label": "yes"}, "field 'labeller'"),
+    ],
+)
+def test_bad_labels_exit_2_with_one_line(
+    pair: dict[str, Path], capsys: pytest.CaptureFixture[str], row: dict[str, Any], message: str
+) -> None:
+    assert prepare_pair(pair) == 0
+    labels = true_labels(pair)
+    if row["id"] is None:
+        row = {**row, "id": labels[0]["id"]}
+    path = write_jsonl(pair["audit"] / "labels.jsonl", [*labels[1:], row])
+    capsys.readouterr()
+    argv = [
+        "audit",
+        "score",
+        str(pair["before"]),
+        "--audit",
+        str(pair["audit"]),
+        "--labels",
+        str(path),
+    ]
+    assert judge_main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "line 16" in err and "\n" not in err
+    assert not (pair["audit"] / "audit.json").exists()
+
+
+def test_missing_files_exit_2(pair: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [
+        "audit",
+        "score",
+        str(pair["before"]),
+        "--audit",
+        str(pair["audit"]),
+        "--labels",
+        "x.jsonl",
+    ]
+    assert judge_main(argv) == 2
+    assert "key.json: no such file" in capsys.readouterr().err
+    assert prepare_pair(pair) == 0
+    capsys.readouterr()
+    assert judge_main(argv) == 2
+    assert "x.jsonl: no such file" in capsys.readouterr().err
+    assert (
+        judge_main(["audit", "prepare", "no/such/run", "--n", "3", "-o", str(pair["audit"]) + "2"])
+        == 2
+    )
+
+
+def test_budget_prints_the_half_width(
+    pair: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["audit", "budget", str(pair["after"]), "--precision", "0.9", "--recall", "0.8"]
+    assert judge_main([*argv, "--n", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "10 labels buy about ±" in out and "precision 0.90 and recall 0.80" in out
+    assert judge_main([*argv, "--n", "150"]) == 2
+    assert "takes 1 to 24 labels" in capsys.readouterr().err

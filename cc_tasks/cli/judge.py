@@ -20,6 +20,9 @@ labelled gold set and prints Cohen's kappa, accuracy, precision and recall with
 bootstrap intervals, the invalid rate, the confusion matrix and the numbers per
 item kind (:mod:`cc_tasks.judges.validate`); ``--record`` stores the judge card.
 
+``c2-judge audit prepare | score | budget`` measures the judge on a run itself, on a blind
+random sample read by a person, and corrects Corr@k by PPI++ (:mod:`cc_tasks.cli.audit`).
+
 Input is validated completely (one clear line naming file, line and field)
 before any judge is built or called. Existing outputs are never overwritten
 without ``--overwrite``. The judge flags are the ones every tool shares
@@ -274,12 +277,19 @@ def build_parser() -> argparse.ArgumentParser:
     ag.add_argument("--json", help="also write the agreement report to this JSON file")
     ag.set_defaults(func=agree)
     _add_validate(sub)
+    from cc_tasks.cli import audit
+
+    audit.add_subcommand(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] not in ("rejudge", "agree", "validate") and not argv[0].startswith("-"):
+    if (
+        argv
+        and argv[0] not in ("rejudge", "agree", "validate", "audit")
+        and not argv[0].startswith("-")
+    ):
         argv.insert(0, "rejudge")  # `c2-judge SAMPLES... --judge openai` is rejudge
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="c2-judge: %(levelname)s: %(message)s")
