@@ -9,6 +9,11 @@ where the judge's own (naive) interval is printed for comparison.
 from __future__ import annotations
 
 import json
+import os
+import select
+import shutil
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -379,3 +384,197 @@ def test_budget_prints_the_half_width(
     assert "10 labels buy about ±" in out and "precision 0.90 and recall 0.80" in out
     assert judge_main([*argv, "--n", "150"]) == 2
     assert "takes 1 to 24 labels" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- headless Chromium
+
+
+def chromium() -> str | None:
+    """The Chromium binary, if any (CI installs one; elsewhere these tests skip)."""
+    for name in (os.environ.get("CHROMIUM"), "chromium", "chromium-browser", "google-chrome"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+needs_browser = pytest.mark.skipif(chromium() is None, reason="no chromium binary on PATH")
+
+
+class DevTools:
+    """Chromium driven over ``--remote-debugging-pipe`` (the DevTools protocol on fds 3 and 4,
+    NUL-separated JSON): real key presses into a real page, no extra package needed."""
+
+    def __init__(self, binary: str, profile: Path) -> None:
+        to_browser, self._to_browser = os.pipe()
+        self._from_browser, from_browser = os.pipe()
+
+        def wire() -> None:  # in the child: the protocol's fixed descriptors, inheritable
+            read_end, write_end = os.dup(to_browser), os.dup(from_browser)  # above 3 and 4
+            os.dup2(read_end, 3)
+            os.dup2(write_end, 4)
+
+        flags = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            "--remote-debugging-pipe",
+        ]
+        self.proc = subprocess.Popen(  # noqa: S603 - a fixed local binary
+            [binary, *flags, "about:blank"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            close_fds=False,
+            preexec_fn=wire,  # noqa: PLW1509 - only dup2 before exec
+        )
+        os.close(to_browser)
+        os.close(from_browser)
+        self._buffer = b""
+        self._next = 0
+        self.session = None
+        targets = self.call("Target.getTargets")["targetInfos"]
+        page = next(t for t in targets if t["type"] == "page")
+        attached = self.call("Target.attachToTarget", targetId=page["targetId"], flatten=True)
+        self.session = attached["sessionId"]
+
+    def call(self, method: str, **params: Any) -> dict[str, Any]:
+        self._next += 1
+        message: dict[str, Any] = {"id": self._next, "method": method, "params": params}
+        if self.session and not method.startswith("Target."):
+            message["sessionId"] = self.session
+        os.write(self._to_browser, json.dumps(message).encode() + b"\0")
+        deadline = time.monotonic() + 60
+        while True:
+            while b"\0" in self._buffer:
+                raw, self._buffer = self._buffer.split(b"\0", 1)
+                reply = json.loads(raw)
+                if reply.get("id") == self._next:
+                    if "error" in reply:
+                        raise RuntimeError(f"{method}: {reply['error']}")
+                    return reply.get("result", {})
+            ready, _, _ = select.select([self._from_browser], [], [], 1.0)
+            if time.monotonic() > deadline:
+                raise TimeoutError(method)
+            if ready:
+                chunk = os.read(self._from_browser, 1 << 16)
+                if not chunk:
+                    raise RuntimeError("chromium closed the pipe")
+                self._buffer += chunk
+
+    def evaluate(self, expression: str) -> Any:
+        return self.call("Runtime.evaluate", expression=expression, returnByValue=True)[
+            "result"
+        ].get("value")
+
+    def open(self, url: str) -> None:
+        self.evaluate("window.c2OldPage = true")  # gone once the new document is in place
+        self.call("Page.navigate", url=url)
+        for _ in range(200):
+            if self.evaluate("!window.c2OldPage && document.readyState") == "complete":
+                return
+            time.sleep(0.05)
+        raise TimeoutError(url)
+
+    def press(self, key: str) -> None:
+        code, vk = (
+            ("Backspace", 8) if key == "Backspace" else (f"Key{key.upper()}", ord(key.upper()))
+        )
+        text = {} if key == "Backspace" else {"text": key}
+        self.call(
+            "Input.dispatchKeyEvent",
+            type="keyDown",
+            key=key,
+            code=code,
+            windowsVirtualKeyCode=vk,
+            **text,
+        )
+        self.call(
+            "Input.dispatchKeyEvent", type="keyUp", key=key, code=code, windowsVirtualKeyCode=vk
+        )
+
+    def close(self) -> None:
+        try:
+            self.call("Browser.close")
+        except (RuntimeError, TimeoutError, OSError):
+            pass
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self._to_browser)
+        os.close(self._from_browser)
+
+
+@needs_browser
+def test_label_by_key_presses_export_and_score(
+    pair: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert prepare_pair(pair, 3) == 0
+    page = pair["audit"] / "audit.html"
+    items = [json.loads(x)["id"] for x in (pair["audit"] / "items.jsonl").read_text().splitlines()]
+    assert len(items) == 6
+    browser = DevTools(chromium() or "", tmp_path / "profile")
+    try:
+        browser.open(page.as_uri())
+        assert (
+            browser.evaluate("document.getElementById('progress').textContent") == "0 / 6 labelled"
+        )
+        # the labeller's name, typed into its box (keys there are text, not labels)
+        browser.evaluate("document.getElementById('labeller').focus()")
+        browser.call("Input.insertText", text="reader-yn")
+        browser.press("y")  # typed into the name box: no label
+        browser.evaluate("document.getElementById('labeller').blur()")
+        assert browser.evaluate("document.getElementById('labeller').value") == "reader-yny"
+        browser.evaluate(
+            "document.getElementById('labeller').value = 'reader-1';"
+            "document.getElementById('labeller').dispatchEvent(new Event('input'))"
+        )
+        for key in ("y", "n", "y", "b", "n", "Backspace", "Backspace", "y", "n", "n"):
+            browser.press(key)
+        # item 1 yes; 2 no; 3 yes; back to 3: no; back twice to 2: yes; 3 no; 4 no
+        assert (
+            browser.evaluate("document.getElementById('progress').textContent") == "4 / 6 labelled"
+        )
+        # work survives a reload (local storage); a renderer hands its storage writes to the
+        # browser process asynchronously, so give it a moment as a person would
+        time.sleep(0.5)
+        browser.open(page.as_uri())
+        assert (
+            browser.evaluate("document.getElementById('progress').textContent") == "4 / 6 labelled"
+        )
+        assert browser.evaluate("document.getElementById('position').textContent") == "item 5 of 6"
+        browser.press("y")
+        browser.press("n")
+        assert "all items seen" in browser.evaluate(
+            "document.getElementById('position').textContent"
+        )
+        browser.press("e")
+        exported = browser.evaluate("document.getElementById('out').value")
+        href = browser.evaluate("document.getElementById('download').href")
+    finally:
+        browser.close()
+    rows = [json.loads(line) for line in exported.splitlines()]
+    assert [r["id"] for r in rows] == items
+    assert [r["label"] for r in rows] == ["yes", "yes", "no", "no", "yes", "no"]
+    assert {r["labeller"] for r in rows} == {"reader-1"}
+    assert href.startswith("blob:")
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text(exported)
+    capsys.readouterr()
+    argv = [
+        "audit",
+        "score",
+        str(pair["before"]),
+        str(pair["after"]),
+        "--audit",
+        str(pair["audit"]),
+    ]
+    assert judge_main([*argv, "--labels", str(labels)]) == 0
+    report = json.loads((pair["audit"] / "audit.json").read_text())
+    assert [b["labels"] for b in report["runs"]] == [3, 3]
+    assert report["runs"][0]["labellers"] == ["reader-1"]
