@@ -8,6 +8,7 @@ where the judge's own (naive) interval is printed for comparison.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -424,12 +425,12 @@ class DevTools:
             f"--user-data-dir={profile}",
             "--remote-debugging-pipe",
         ]
-        self.proc = subprocess.Popen(  # noqa: S603 - a fixed local binary
+        self.proc = subprocess.Popen(
             [binary, *flags, "about:blank"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             close_fds=False,
-            preexec_fn=wire,  # noqa: PLW1509 - only dup2 before exec
+            preexec_fn=wire,
         )
         os.close(to_browser)
         os.close(from_browser)
@@ -497,10 +498,8 @@ class DevTools:
         )
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(RuntimeError, TimeoutError, OSError):
             self.call("Browser.close")
-        except (RuntimeError, TimeoutError, OSError):
-            pass
         try:
             self.proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
