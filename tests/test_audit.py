@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 from cc_tasks.cli.judge import main as judge_main
+from cc_tasks.cli.report import main as report_main
 from cc_tasks.stats import PPIStratum, ppi_combination, ppi_half_width, ppi_mean, wilson_interval
 
 SIMS = 1000
@@ -295,6 +296,41 @@ def test_prepare_writes_a_blind_sample_and_score_reads_it_back(
     # beside each run, its own block, for c2-report
     beside = json.loads((pair["after"] / "audit.json").read_text())
     assert [b["name"] for b in beside["runs"]] == [after["name"]]
+
+
+def test_report_shows_the_audited_rows_and_the_card_records_the_audit(
+    pair: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert report_main([str(pair["after"])]) == 0
+    assert "(audited" not in capsys.readouterr().out  # no audit.json yet: the table as before
+    assert prepare_pair(pair) == 0
+    labels = write_jsonl(pair["audit"] / "labels.jsonl", true_labels(pair, "reader-a"))
+    argv = [
+        "audit",
+        "score",
+        str(pair["before"]),
+        str(pair["after"]),
+        "--audit",
+        str(pair["audit"]),
+    ]
+    assert judge_main([*argv, "--labels", str(labels)]) == 0
+    audit = json.loads((pair["after"] / "audit.json").read_text())["runs"][0]
+    capsys.readouterr()
+    out_json = pair["audit"] / "report.json"
+    assert report_main([str(pair["before"]), str(pair["after"]), "--json", str(out_json)]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| ")]
+    audited = [line for line in rows if "(audited, n=8)" in line]
+    assert len(audited) == 2 and "rule + audit" in audited[1]
+    mean = audit["corr_mean"]
+    assert f"{mean['estimate']:.3f} [{mean['ci95'][0]:.3f}, {mean['ci95'][1]:.3f}]" in audited[1]
+    assert "audited on this run: n=8 labelled by reader-a, kappa" in out
+    assert "(audited, n=...) rows: Corr@k corrected" in out
+    saved = json.loads(out_json.read_text())
+    labels_seen = (
+        [r["label"] for r in saved["runs"]] if "runs" in saved else [r["label"] for r in saved]
+    )
+    assert sum("(audited" in label for label in labels_seen) == 2
 
 
 def test_same_seed_same_sample_other_seed_other_sample(

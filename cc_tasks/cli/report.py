@@ -13,6 +13,7 @@ from pathlib import Path
 from cc_tasks.errors import CCError, cli_exit
 from cc_tasks.files import atomic_write_text
 from cc_tasks.results import load_runs, markdown_table, table_notes, viewer
+from cc_tasks.results.audit import with_audits
 from cc_tasks.results.report import plot, write_csv, write_json
 
 
@@ -58,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         if args.html
         else None
     )
+    reports = with_audits(reports)  # a corrected row after each run audited by c2-judge audit
     table = markdown_table(reports) + "\n\n" + table_notes(reports)
     print(table)
     for r in reports:

@@ -191,10 +191,31 @@ def card_line(card: Mapping[str, Any]) -> str:
     head = f"{name} ({version})" if version else str(name)
     gold = card.get("gold") or {}
     if not gold.get("validated") or gold.get("kappa") is None:
-        return f"{head}: unvalidated (no gold-set measurement)"
-    ci = gold.get("kappa_ci") or [None, None]
-    ci_text = f" [{ci[0]:.2f}, {ci[1]:.2f}]" if len(ci) == 2 and None not in ci else ""
-    return f"{head}: gold-{gold.get('split', 'test')} kappa {gold['kappa']:.2f}{ci_text}, n={gold.get('n')}"
+        line = f"{head}: unvalidated (no gold-set measurement)"
+    else:
+        line = (
+            f"{head}: gold-{gold.get('split', 'test')} kappa {gold['kappa']:.2f}"
+            f"{_ci_text(gold.get('kappa_ci'))}, n={gold.get('n')}"
+        )
+    audit = card.get("audit")
+    if audit:
+        line += (
+            f"; audited on this run: n={audit.get('n')} labelled by "
+            f"{', '.join(audit.get('labellers') or ['?'])}, kappa {_num(audit.get('kappa'))}"
+            f"{_ci_text(audit.get('kappa_ci'))}, precision of yes {_num(audit.get('precision'))}"
+            f"{_ci_text(audit.get('precision_ci'))}, recall {_num(audit.get('recall'))}"
+            f"{_ci_text(audit.get('recall_ci'))}"
+        )
+    return line
+
+
+def _num(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def _ci_text(ci: Any) -> str:
+    ci = ci or [None, None]
+    return f" [{ci[0]:.2f}, {ci[1]:.2f}]" if len(ci) == 2 and None not in ci else ""
 
 
 def gold_entry(metrics: Mapping[str, Any]) -> dict[str, Any]:

@@ -68,6 +68,12 @@ def table_notes(
             "Runs with several paths per row: paths of one row are correlated; the Wilson "
             "interval treats them as independent (too narrow), the bootstrap over rows does not."
         )
+    if any(r.origin == "audit" for r in runs):
+        lines.append(
+            "(audited, n=...) rows: Corr@k corrected by a blind audit of the run (c2-judge "
+            "audit): PPI++ from the judge's verdicts on every path and n labelled paths (cells: "
+            "labels at that k), [95% normal interval]; counts every path, invalid ones included."
+        )
     for r in runs:
         if r.partial:
             lines.append(f"⚠ {r.label}: {r.partial_note} (a smoke test, not a C²-EVAL result).")
