@@ -447,8 +447,10 @@ def ppi_combination(
 
     estimate = 0.0
     # judged term: per-row contributions
-    all_rows = np.concatenate([np.asarray(s.rows_all, dtype=object) for s in strata])
-    _, codes = np.unique(all_rows.astype(str), return_inverse=True)
+    all_rows = np.concatenate([np.asarray(s.rows_all) for s in strata])
+    if all_rows.dtype.kind not in "iu":  # ids of mixed types compare as text
+        all_rows = all_rows.astype(str)
+    _, codes = np.unique(all_rows, return_inverse=True)
     contribution = np.zeros(int(codes.max()) + 1 if len(codes) else 0)
     start = 0
     for s, w, lj in zip(strata, weights, lams, strict=True):
