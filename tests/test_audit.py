@@ -303,7 +303,7 @@ def test_prepare_writes_a_blind_sample_and_score_reads_it_back(
 
 
 def test_report_shows_the_audited_rows_and_the_card_records_the_audit(
-    pair: dict[str, Path], capsys: pytest.CaptureFixture[str]
+    pair: dict[str, Path], capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     assert report_main([str(pair["after"])]) == 0
     assert "(audited" not in capsys.readouterr().out  # no audit.json yet: the table as before
@@ -330,6 +330,14 @@ def test_report_shows_the_audited_rows_and_the_card_records_the_audit(
     assert f"{mean['estimate']:.3f} [{mean['ci95'][0]:.3f}, {mean['ci95'][1]:.3f}]" in audited[1]
     assert "audited on this run: n=8 labelled by reader-a, kappa" in out
     assert "(audited, n=...) rows: Corr@k corrected" in out
+    # a run redone after its audit: the audit no longer fits, and is not shown
+    stale = json.loads((pair["after"] / "audit.json").read_text())
+    stale["runs"][0]["per_k"]["10"]["raw"] = 0.99
+    (pair["after"] / "audit.json").write_text(json.dumps(stale))
+    assert report_main([str(pair["after"])]) == 0
+    captured = capsys.readouterr()
+    assert "(audited" not in captured.out, captured.out
+    assert "does not match run" in caplog.text
     saved = json.loads(out_json.read_text())
     labels_seen = (
         [r["label"] for r in saved["runs"]] if "runs" in saved else [r["label"] for r in saved]

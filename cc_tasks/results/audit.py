@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -55,6 +56,7 @@ PAGE_FILE = "audit.html"
 AUDIT_FILE = "audit.json"
 LABELS = ("yes", "no")
 DEFAULT_SEED = 0
+log = logging.getLogger(__name__)
 
 
 class AuditError(UsageError):
@@ -591,6 +593,21 @@ def audited_run(run: Run, block: Mapping[str, Any], source: Path) -> Run:
     )
 
 
+def _stale(run: Run, block: Mapping[str, Any]) -> str:
+    """Why an audit no longer fits its run (the run was redone or re-judged since), or ''."""
+    for k, v in (block.get("per_k") or {}).items():
+        point = run.points.get(int(k))
+        if point is None or (point.exact and point.paths != v.get("paths")):
+            return (
+                f"k={k}: {v.get('paths')} paths audited, the run has {getattr(point, 'paths', 0)}"
+            )
+        raw = v.get("raw")
+        known = point.exact and not run.strict and raw is not None and point.corr is not None
+        if known and abs(raw - point.corr) > 1e-9:
+            return f"k={k}: the judge's Corr@k was {raw:.4f} when audited, now {point.corr:.4f}"
+    return ""
+
+
 def with_audits(runs: Sequence[Run]) -> list[Run]:
     """The runs, each followed by its audited row where an ``audit.json`` sits beside it; the
     run's judge card then records the audit (n, labellers, agreement)."""
@@ -603,6 +620,12 @@ def with_audits(runs: Sequence[Run]) -> list[Run]:
             (b for b in (data or {}).get("runs", []) if b.get("family") == run.family), None
         )
         if block is None:
+            continue
+        stale = _stale(run, block)
+        if stale:
+            log.warning(
+                "%s: ignored, it does not match run %s (%s)", folder / AUDIT_FILE, run.label, stale
+            )
             continue
         run.judge_card = {"name": run.judge, **run.judge_card, "audit": audit_summary(block)}
         out.append(audited_run(run, block, folder / AUDIT_FILE))
