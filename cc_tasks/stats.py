@@ -16,6 +16,10 @@
   kappa, accuracy, precision and recall of ``yes``, the confusion matrix, and
   percentile intervals from a seeded bootstrap over the items
   (:func:`bootstrap_over_items`).
+- A judge corrected by careful labels on a random sample of the same run
+  (prediction-powered inference, PPI++): :func:`ppi_combination` for Corr@k,
+  Corr_mean and before/after differences, :func:`ppi_half_width` for the
+  interval a number of labels buys.
 
 Every bootstrap here uses :data:`BOOTSTRAP_ITERS` resamples and seed
 :data:`BOOTSTRAP_SEED` unless told otherwise.
