@@ -217,7 +217,7 @@ def test_rerun_with_other_settings_is_refused(
     def no_model(*args, **kwargs):
         raise AssertionError("the backend must not be built when every chunk exists")
 
-    monkeypatch.setattr("synth.cli.make_backend", no_model)
+    monkeypatch.setattr("synth.stages.make_backend", no_model)
     assert main(_args(source, out, tiny_model_dir)) == 0
     assert "0 chunk(s) written, 6 already there" in capsys.readouterr().out
     assert _chunks(out) == before
