@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     _, syn_path, _, _ = split_rows(args.data, args.out, args.seed)
 
-    from synth.generate import read_records
+    from synth.responses import read_records
 
     result: dict[str, Any] = {
         "requests": args.requests,

@@ -21,18 +21,14 @@ from .backends import Backend, Decoding, backend_class, make_backend
 from .gate import Gate
 from .generate import (
     GenerateReport,
-    RunError,
     build_manifest,
-    read_manifest,
-    read_records,
-    responses_dir,
     run_generate,
     select_requests,
     shard_from_env,
-    wait_for_chunks,
 )
 from .hub import PushError, push, write_hub_folder
 from .pairs import build_pairs, read_pairs, write_pairs
+from .responses import RunError, read_manifest, read_records, responses_dir, wait_for_chunks
 
 SOURCE_ENV = "C2_SYN_SOURCE"
 EMBEDDED_NAME = EMBEDDED_HUB_ID  # shown as "<hub id> (embedded)" in the card and columns

@@ -16,7 +16,8 @@ import pytest
 from test_synth_cli import pku_row
 
 from synth.cli import main
-from synth.generate import read_records, responses_dir, shard_from_env
+from synth.generate import shard_from_env
+from synth.responses import read_records, responses_dir
 
 N_REQUESTS = 6
 
