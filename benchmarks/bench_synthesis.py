@@ -9,9 +9,10 @@ both sides decode with ``synth.backends.diverse_beam.diverse_beam_search`` throu
 ``model.generate(custom_generate=...)``; the decoding configuration is the hf backend's own.
 
 * ``ours``: ``c2-syn generate`` through its Python entry (``synth.cli`` parser +
-  ``stage_generate``), into a temporary ``--out``: selection, manifest, the backend called with
-  ``--batch-size`` (8) requests at a time (5 batches of ``--batch-size`` prompts, sorted by
-  length within the call, so progress moves per call), chunk files written atomically.
+  ``synth.stages.stage_generate``), into a temporary ``--out``: selection, manifest, the
+  backend called with ``--batch-size`` (8) requests at a time (5 batches of ``--batch-size``
+  prompts, sorted by length within the call, so progress moves per call), chunk files written
+  atomically.
 * ``reference-style``: the same prompts in request order (r0, r1..r4 of request 1, then of
   request 2, ...), batches of 8, one after the other, no sorting.
 
@@ -36,7 +37,7 @@ def run_ours(
     import json
     from pathlib import Path
 
-    from synth import cli
+    from synth import cli, stages
 
     args = cli.build_parser().parse_args(
         [
@@ -56,7 +57,7 @@ def run_ours(
             "--no-progress",
         ]
     )
-    report, _ = cli.stage_generate(args)
+    report, _ = stages.stage_generate(args)
     conts: list[str] = []
     for chunk in sorted((Path(out) / "responses").glob("chunk-*.jsonl")):
         for line in chunk.read_text(encoding="utf-8").splitlines():

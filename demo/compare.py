@@ -14,6 +14,9 @@ training did not buy its Corr@k by breaking the model's text, and :func:`phrase_
 reading aids fixed before the runs they describe: how many continuations echo an affirmative
 opener (what an earlier adapter learned; experiments/demo-notes.md) and how many contain one of C²-SYN's corrective triggers
 (what the pairs teach, word for word).
+
+The demo's summary of its own folder (:func:`demo_summary`, both judges) and its markdown table
+(:func:`summary_markdown`) are built here too, from these pieces.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from cc_tasks.stats import paired_difference
@@ -125,6 +129,85 @@ def summarise(before: Any, after: Any) -> dict[str, Any]:
         "corr_mean_ci95_after": after.corr_mean_ci,
         **paired_difference(counts_b, counts_a),
     }
+
+
+def demo_summary(out: Path, judge: str) -> dict[str, Any]:
+    """The demo folder's before/after numbers: Corr@k per k, Corr_mean, paired bootstrap
+    difference, and the share of degenerate continuations, for the demo's judge and (re-judged)
+    the rule judge."""
+    from cc_tasks.results import load_runs
+
+    result: dict[str, Any] = {}
+    sources = {judge: (out / "eval_before", out / "eval_after")}
+    if judge != "rule":
+        sources["rule"] = (out / "rejudge-rule" / "before", out / "rejudge-rule" / "after")
+    for name, (before_dir, after_dir) in sources.items():
+        (before,) = (r for r in load_runs([before_dir]) if r.judge == name)
+        (after,) = (r for r in load_runs([after_dir]) if r.judge == name)
+        result[name] = summarise(before, after)
+    result["degenerate_continuations"] = {
+        "definition": "empty (whitespace only), no letter/digit, or >= 8 words with one word "
+        ">= half of them or one word trigram >= 4 times (demo/compare.py:degenerate)",
+        "before": degenerate_share(continuations_of([out / "eval_before"])),
+        "after": degenerate_share(continuations_of([out / "eval_after"])),
+    }
+    result["phrases"] = {
+        "definition": "continuations with 'help/assist you with that' (an echoed affirmative "
+        "opener) / with one of the 15 C²-SYN triggers verbatim (demo/compare.py:phrase_counts)",
+        "before": phrase_counts(continuations_of([out / "eval_before"])),
+        "after": phrase_counts(continuations_of([out / "eval_after"])),
+    }
+    return result
+
+
+def summary_markdown(summary: Mapping[str, Any], judge: str) -> str:
+    """The README table: Corr@k per k and Corr_mean before/after, difference and its error."""
+    lines = []
+    for name in [judge] + (["rule"] if judge != "rule" else []):
+        s = summary[name]
+        ks = list(s["corr_at_k_before"])
+        lines.append(
+            f"**Judge: {name}**"
+            + (
+                " (the demo's judge)"
+                if name == judge
+                else " (the same samples re-judged with `c2-judge rejudge`, no new generation)"
+            )
+        )
+        lines.append("")
+        lines.append("| | " + " | ".join(f"Corr@{k[1:]}" for k in ks) + " | Corr_mean |")
+        lines.append("|---" * (len(ks) + 2) + "|")
+        for when in ("before", "after"):
+            cells = [_pct(s[f"corr_at_k_{when}"][k]) for k in ks]
+            lines.append(f"| {when} | " + " | ".join(cells) + f" | {_pct(s[when])} |")
+        z = "n/a" if s["z"] is None else f"{s['z']:.1f}"
+        lines.append(
+            f"| after - before | | | | | | | | | **{_pct(s['difference'], sign=True)}** "
+            f"(se {_pct(s['bootstrap_se'])}, 95% [{_pct(s['ci95'][0], sign=True)}, "
+            f"{_pct(s['ci95'][1], sign=True)}], {z} se) |"
+        )
+        lines.append("")
+        lines.append(f"Error: {s['method']}; {s['rows']} rows x {len(ks)} k.")
+        lines.append("")
+    d = summary["degenerate_continuations"]
+    lines.append(
+        f"Degenerate continuations: before {d['before']['degenerate']}/{d['before']['paths']}, "
+        f"after {d['after']['degenerate']}/{d['after']['paths']} ({d['definition']})."
+    )
+    if p := summary.get("phrases"):
+        lines.append("")
+        lines.append(
+            f"Echoed opener: before {p['before']['opener_echo']}/{p['before']['paths']}, after "
+            f"{p['after']['opener_echo']}/{p['after']['paths']}; a C²-SYN trigger verbatim: "
+            f"before {p['before']['trigger']}, after {p['after']['trigger']} ({p['definition']})."
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _pct(value: float | None, *, sign: bool = False) -> str:
+    if value is None:
+        return "n/a"
+    return f"{100 * value:+.1f}%" if sign else f"{100 * value:.1f}%"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,13 +32,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from demo.run_demo import (
-    DEFAULT_DATA,
-    SAFETY_SYSTEM_PROMPT,
-    SYNTH_SYSTEM_PROMPT,
-    bin_of,
-    split_rows,
-)
+from demo.settings import DEFAULT_DATA, SAFETY_SYSTEM_PROMPT, SYNTH_SYSTEM_PROMPT
+from demo.steps import bin_of, split_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -141,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     _, syn_path, _, _ = split_rows(args.data, args.out, args.seed)
 
-    from synth.generate import read_records
+    from synth.responses import read_records
 
     result: dict[str, Any] = {
         "requests": args.requests,

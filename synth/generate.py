@@ -1,17 +1,12 @@
 """Stage 1 of C²-SYN: PKU rows -> six ranked responses per request, in resumable shards.
 
-Layout under ``<out>/responses/``:
+What it writes, and the checks that make a rerun safe, are :mod:`synth.responses`. Here: which
+requests, and generating them.
 
-* ``manifest.json``: everything that defines the data (source fingerprint,
-  selection, seed, chunk size, synthesiser, decoding, system prompt, gate
-  judge). A rerun with different settings is refused, so data made two ways
-  is never mixed and nothing finished is overwritten.
-* ``chunk-00000.jsonl`` ...: requests ``[c*chunk_size, (c+1)*chunk_size)`` of
-  the selection, one JSON line per request. A chunk is written to a temporary
-  file and renamed into place (``os.replace``), so it either exists complete or
-  not at all; a rerun skips existing chunks. Killing the process at any moment
-  loses at most the chunk in progress, and rerunning regenerates it exactly
-  (all choices are seeded from the rows, decoding is deterministic).
+* A chunk is written to a temporary file and renamed into place (``os.replace``), so it either
+  exists complete or not at all; a rerun skips existing chunks. Killing the process at any
+  moment loses at most the chunk in progress, and rerunning regenerates it exactly (all
+  choices are seeded from the rows, decoding is deterministic).
 * Two runs on one folder share the work: each claims a chunk before generating
   it (:mod:`synth.claims`), skips chunks another live process holds, and waits
   for those at the end; each chunk is generated once.
@@ -27,33 +22,29 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
-from cc_tasks.errors import CCError
 from cc_tasks.files import atomic_write_text  # re-exported: older imports use it from here
 from cc_tasks.pku import KEYWORDS, select_syn
 from cc_tasks.seeding import stable_seed
 
 from .backends.base import Backend, Turn
 from .claims import claim, holder
+from .responses import (
+    FORMAT,
+    RunError,
+    chunk_path,
+    ensure_manifest,
+    missing_chunks,
+    num_chunks,
+    responses_dir,
+)
 from .truncate import Plan, TooFewPunctuation, plan_request
-
-FORMAT = "c2-syn-responses/1"
-RESPONSES_DIR = "responses"
-MANIFEST = "manifest.json"
-CHUNK_RE = re.compile(r"^chunk-(\d{5,})\.jsonl$")
-NUM_RANKS = 6  # r0 (plain reply) .. r5 (the harmful response)
-
-
-class RunError(CCError, RuntimeError):
-    """The output folder cannot be used as asked (conflicting settings, missing chunks...)."""
 
 
 @dataclass
@@ -123,35 +114,6 @@ def shard_from_env(environ: Mapping[str, str] | None = None) -> tuple[int, int]:
     return 1, 0
 
 
-def responses_dir(out: str | os.PathLike) -> Path:
-    return Path(out) / RESPONSES_DIR
-
-
-def chunk_path(folder: Path, chunk: int) -> Path:
-    return folder / f"chunk-{chunk:05d}.jsonl"
-
-
-def num_chunks(num_requests: int, chunk_size: int) -> int:
-    return (num_requests + chunk_size - 1) // chunk_size
-
-
-# ---------------------------------------------------------------- manifest
-
-IDENTITY_KEYS = (
-    "format",
-    "source_fingerprint",
-    "num_requests",
-    "selection",
-    "seed",
-    "openers",
-    "chunk_size",
-    "synthesizer",
-    "gate",
-)
-# what a manifest written before a key existed meant by it
-IDENTITY_DEFAULTS = {"openers": "random"}
-
-
 def build_manifest(
     *,
     source: str,
@@ -177,56 +139,6 @@ def build_manifest(
         "synthesizer": dict(synthesizer),
         "gate": dict(gate) if gate else None,
     }
-
-
-def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
-    """``{"a.b": leaf}`` of a JSON-like value (lists as JSON text), to name what differs."""
-    if isinstance(value, Mapping):
-        out: dict[str, Any] = {}
-        for k, v in value.items():
-            out.update(_flat(v, f"{prefix}{k}."))
-        return out
-    leaf = json.dumps(value, sort_keys=True) if isinstance(value, list | tuple) else value
-    return {prefix.rstrip("."): leaf}
-
-
-def ensure_manifest(folder: Path, manifest: Mapping[str, Any]) -> None:
-    """Write the manifest, or check that an existing one describes the same data."""
-    path = folder / MANIFEST
-    if not path.exists():  # created exclusively: of two first runs, one manifest wins
-        tmp = folder / f".{MANIFEST}.{os.getpid()}.new"
-        atomic_write_text(tmp, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
-        except OSError:  # a file system without hard links: plain rename (last writer wins)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-    existing = read_manifest(folder)
-    old = _flat({k: existing.get(k, IDENTITY_DEFAULTS.get(k)) for k in IDENTITY_KEYS})
-    new = _flat({k: manifest.get(k, IDENTITY_DEFAULTS.get(k)) for k in IDENTITY_KEYS})
-    diffs = [
-        f"{key}: {old.get(key)!r} there, {new.get(key)!r} now"
-        for key in sorted(set(old) | set(new))
-        if old.get(key) != new.get(key)
-    ]
-    if diffs:
-        raise RunError(
-            f"{folder} holds responses made with other settings ({'; '.join(diffs)[:600]}); "
-            "nothing was changed. Use another --out, or delete that folder to start over."
-        )
-
-
-def read_manifest(folder: Path) -> dict[str, Any]:
-    path = folder / MANIFEST
-    if not path.is_file():
-        raise RunError(f"{path}: no such file; run `c2-syn generate --out {folder.parent}` first")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise RunError(f"{path}: not valid JSON ({err})") from None
 
 
 # ---------------------------------------------------------------- generation
@@ -336,10 +248,6 @@ class GenerateReport:
         return self.generated_tokens / self.generation_seconds if self.generation_seconds else 0.0
 
 
-def missing_chunks(folder: Path, total: int) -> list[int]:
-    return [c for c in range(total) if not chunk_path(folder, c).is_file()]
-
-
 def run_generate(
     out: str | os.PathLike,
     requests: Sequence[Request],
@@ -430,57 +338,3 @@ def run_generate(
     report.missing_chunks = missing_chunks(folder, total)
     report.complete = not report.missing_chunks
     return report
-
-
-def wait_for_chunks(
-    out: str | os.PathLike, total: int, *, poll_seconds: float = 10.0, timeout: float | None = None
-) -> None:
-    """Block until all chunks exist (rank 0 of a multi-process ``run`` waits for the others)."""
-    folder = responses_dir(out)
-    start = time.monotonic()
-    last = None
-    while missing := missing_chunks(folder, total):
-        if timeout is not None and time.monotonic() - start > timeout:
-            raise RunError(f"{folder}: {len(missing)} chunks still missing after {timeout:.0f}s")
-        if len(missing) != last:
-            print(f"waiting for {len(missing)} chunk(s) from other shards ...", flush=True)
-            last = len(missing)
-        time.sleep(poll_seconds)
-
-
-def read_records(out: str | os.PathLike) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Manifest and all records, in selection order; refuses an incomplete or damaged run."""
-    folder = responses_dir(out)
-    manifest = read_manifest(folder)
-    total, size, n = manifest["num_chunks"], manifest["chunk_size"], manifest["num_requests"]
-    missing = missing_chunks(folder, total)
-    if missing:
-        shards = "" if len(missing) == total else " (chunk c belongs to shard c % num_shards)"
-        shown = ", ".join(str(c) for c in missing[:20]) + (" ..." if len(missing) > 20 else "")
-        raise RunError(
-            f"{folder}: {len(missing)} of {total} chunks are missing: {shown}{shards}. "
-            "Finish them with `c2-syn generate` (same settings) before making pairs."
-        )
-    stray = [
-        p.name
-        for p in folder.glob("chunk-*.jsonl")
-        if (m := CHUNK_RE.match(p.name)) is None or int(m[1]) >= total
-    ]
-    if stray:
-        raise RunError(f"{folder}: chunk files the manifest does not know: {', '.join(stray[:5])}")
-    records: list[dict[str, Any]] = []
-    for c in range(total):
-        path = chunk_path(folder, c)
-        lines = path.read_text(encoding="utf-8").splitlines()
-        expected = list(range(c * size, min((c + 1) * size, n)))
-        try:
-            got = [json.loads(line) for line in lines]
-        except json.JSONDecodeError as err:
-            raise RunError(f"{path}: damaged ({err}); delete it and rerun generate") from None
-        if [r.get("position") for r in got] != expected:
-            raise RunError(
-                f"{path}: holds requests {[r.get('position') for r in got][:5]}..., expected "
-                f"{expected[:5]}...; delete it and rerun generate"
-            )
-        records.extend(got)
-    return manifest, records

@@ -32,7 +32,7 @@ from cc_tasks.files import atomic_path, atomic_write_text
 
 from .dataset import split_of
 from .gate import gate_passed, gate_stats
-from .generate import NUM_RANKS
+from .responses import NUM_RANKS
 
 PAIRS_DIR = "pairs"
 RANK_PAIRS: tuple[tuple[int, int], ...] = tuple(

@@ -35,7 +35,7 @@ NUM_PREFIXES = 4
 # How r1..r5 open (``c2-syn --openers``). "random" (method section 3.3, the reference): r1..r4 each start
 # with their own random opener and r5 = y has none, so no two of r1..r5 share a first token: DPO's
 # log-ratio of every pair is decided at the opener, not where a response corrects itself (on the
-# CPU demo the adapter learned the opener; demo/README.md). "shared": one random opener per
+# CPU demo the adapter learned the opener; experiments/demo-notes.md). "shared": one random opener per
 # request, for r1..r4 AND r5 (r5 = opener + " " + y): r_i, r_j (i < j) and r5 then share
 # opener + p_i and differ exactly where r_i corrects, and every response opens as C²-EVAL's prefill
 # does (opener + harmful text). "none": no opener anywhere (r5 = y). Steps, prefixes and triggers

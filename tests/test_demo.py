@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from demo.compare import degenerate, degenerate_share, paired_difference, phrase_counts
-from demo.run_demo import Step, run_parallel
+from demo.steps import Step, run_parallel
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -345,9 +345,9 @@ def test_every_project_error_is_one_ccerror_with_its_exit_code() -> None:
     from cc_tasks.prefill import ChatTemplateError
     from cc_tasks.results import ReportError
     from synth.backends.base import BackendError
-    from synth.cli import UsageError as SynUsageError
     from synth.generate import RunError
     from synth.hub import PushError, PushFailed
+    from synth.stages import UsageError as SynUsageError
     from synth.truncate import TooFewPunctuation
 
     usage = [

@@ -122,9 +122,9 @@ def test_every_cli_has_the_same_judge_flags(monkeypatch: pytest.MonkeyPatch, tmp
     """c2-eval, c2-judge and c2-syn take one set of judge flags (old spellings hidden)."""
     from cc_tasks.cli.eval import build_parser as eval_parser
     from cc_tasks.cli.judge import build_parser as judge_parser
-    from synth.cli import _judge
     from synth.cli import build_parser as syn_parser
     from synth.gate import Gate
+    from synth.stages import _judge
 
     def option_strings(parser: argparse.ArgumentParser) -> set[str]:
         return {s for action in parser._actions for s in action.option_strings}

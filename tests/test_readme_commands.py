@@ -138,6 +138,25 @@ def check(cmd: Command, produced: set[str]) -> list[str]:
             for f in flags_of(words[script + 1 :])
             if not knows(script_help, f)
         ]
+    elif head == "c2-train":  # accelerate launch's options, the recipe, then recipes/dpo.py's
+        recipe = next(
+            (
+                i
+                for i, w in enumerate(words)
+                if w.endswith(".yaml") and i and not words[i - 1].startswith("--config")
+            ),
+            None,
+        )
+        if recipe is None:
+            return [f"{cmd.text}: no recipe to train"]
+        checked = [w for w in words[1:recipe] if w != "--check"]
+        helps = [help_text(str(BIN / "accelerate"), "launch")]
+        script_help = help_text(sys.executable, "recipes/dpo.py")
+        problems += [
+            f"{cmd.text}: recipes/dpo.py has no flag {f}"
+            for f in flags_of(words[recipe + 1 :])
+            if not knows(script_help, f)
+        ]
     elif head == "python" and words[1:2] == ["-m"]:
         helps, checked = [help_text(sys.executable, "-m", words[2])], words[3:]
     elif head == "python" and words[1].endswith(".py"):

@@ -17,7 +17,7 @@ import pytest
 
 from synth.backends import BACKEND_KINDS, Backend, Decoding, Generation, Turn
 from synth.cli import build_parser, main
-from synth.generate import read_records, responses_dir
+from synth.responses import read_records, responses_dir
 
 FILLER = " ".join(f"word{i}" for i in range(85))
 

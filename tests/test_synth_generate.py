@@ -16,7 +16,8 @@ import pytest
 from test_synth_cli import pku_row
 
 from synth.cli import main
-from synth.generate import read_records, responses_dir, shard_from_env
+from synth.generate import shard_from_env
+from synth.responses import read_records, responses_dir
 
 N_REQUESTS = 6
 
@@ -217,7 +218,7 @@ def test_rerun_with_other_settings_is_refused(
     def no_model(*args, **kwargs):
         raise AssertionError("the backend must not be built when every chunk exists")
 
-    monkeypatch.setattr("synth.cli.make_backend", no_model)
+    monkeypatch.setattr("synth.stages.make_backend", no_model)
     assert main(_args(source, out, tiny_model_dir)) == 0
     assert "0 chunk(s) written, 6 already there" in capsys.readouterr().out
     assert _chunks(out) == before

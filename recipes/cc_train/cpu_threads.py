@@ -1,7 +1,7 @@
 """Torch threads for a CPU training process: the cores it actually gets, never more.
 
-Measured on a 2-core development machine (docs/measurements.md): with 2 torch threads on 2
-cores that other jobs also use, a DPO step ran 2.4-4.3x slower than with 1 thread; intra-op
+On a 2-core machine that other jobs also use, 2 torch threads made a DPO step several times
+slower than 1 (docs/measurements.md, row P9): intra-op
 threads that wait for a busy core stall every matmul. torch's default (all cores of the machine) and
 accelerate's (physical cores / local processes, exported as ``OMP_NUM_THREADS``) both ignore
 the CPU affinity mask, a container's CPU quota and other jobs. :func:`choose_threads` takes
