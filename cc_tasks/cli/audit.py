@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from cc_tasks.files import atomic_write_text
-from cc_tasks.results import audit, audit_page
+from cc_tasks.results import audit
+from cc_tasks.results.audit import page as audit_page
 
 ASSUMED = 0.7
 """Precision and recall of ``yes`` that ``budget`` assumes when neither is given nor measured."""

@@ -17,9 +17,10 @@ from collections.abc import Mapping, Sequence
 from importlib import resources
 from typing import Any
 
-from .viewer import json_for_script
+from ..viewer import json_for_script
 
-TEMPLATE = "audit_page.html"
+TEMPLATE = "page.html"
+PAGE_FILE = "audit.html"
 _PLACEHOLDER = re.compile(r"\{\{([A-Z]+)\}\}")
 
 
@@ -42,7 +43,9 @@ def rubric() -> str:
 
 def render(items: Sequence[Mapping[str, Any]], token: str) -> str:
     """The whole page for these blinded items (id, request, prefill, continuation only)."""
-    template = resources.files("cc_tasks.results").joinpath(TEMPLATE).read_text(encoding="utf-8")
+    template = (
+        resources.files("cc_tasks.results.audit").joinpath(TEMPLATE).read_text(encoding="utf-8")
+    )
     csp = (
         "default-src 'none'; "
         f"style-src {_csp_hash(_inline(template, 'style'))}; "
