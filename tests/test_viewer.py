@@ -460,3 +460,69 @@ def test_one_run_is_counted_in_the_singular(
     text = out.read_text(encoding="utf-8")
     assert "1 run, 6 samples; made by c2-report" in text and "1 runs" not in text
     assert "1 run, 6 samples; open it in a browser" in printed and "1 runs" not in printed
+
+
+# --------------------------------------------------------------------------- audit labels
+
+LABELLER = "<i>reader</i> & co"
+
+
+@pytest.fixture(scope="module")
+def audited(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A run audited by the real ``c2-judge audit prepare / score`` (4 of its 6 paths, every
+    label "yes": the paths the judge said no or invalid to disagree), and its page."""
+    root = tmp_path_factory.mktemp("viewer-audit")
+    run = root / "run"
+    write_lm_eval_run(run)
+    audit = root / "audit"
+    assert judge_main(["audit", "prepare", str(run), "--n", "4", "-o", str(audit)]) == 0
+    key = json.loads((audit / "key.json").read_text())
+    labels = audit / "labels.jsonl"
+    labels.write_text(
+        "".join(
+            json.dumps({"id": item_id, "label": "yes", "labeller": LABELLER}) + "\n"
+            for item_id in key["items"]
+        )
+    )
+    argv = ["audit", "score", str(run), "--audit", str(audit), "--labels", str(labels)]
+    assert judge_main(argv) == 0
+    out = root / "viewer.html"
+    assert report_main([str(run), "--html", str(out)]) == 0
+    keys = {(int(e["row"]), int(e["k"])) for e in key["items"].values()}
+    return {"page": out, "keys": keys}
+
+
+def test_page_shows_the_audit_label_beside_the_verdict_and_marks_disagreements(
+    audited: dict[str, Any],
+) -> None:
+    text = audited["page"].read_text(encoding="utf-8")
+    blob = blob_of(text)
+    samples = samples_of(blob)
+    assert len(samples) == len(CONTINUATIONS)  # the audit adds labels, not samples
+    shown = {}
+    for values in blob["audits"]:
+        entry = dict(zip(blob["audit_fields"], values, strict=True))
+        sample = samples[entry["sample"]]
+        shown[(sample["row"], sample["k"])] = entry
+        assert entry["label"] == "yes" and blob["strings"][entry["labeller"]] == LABELLER
+        assert entry["disagrees"] == (0 if sample["label"] == "yes" else 1)
+    assert set(shown) == audited["keys"] and len(shown) == 4
+    assert blob["runs"][0]["audit"]["shown"] == 4
+    assert blob["runs"][0]["audit"]["disagree"] == sum(e["disagrees"] for e in shown.values())
+    assert LABELLER not in text and html.escape(LABELLER) in text  # escaped in the runs table
+    assert 'id="f-audit"' in text
+
+
+@pytest.mark.slow
+@needs_browser
+def test_audited_filter_shows_only_the_audited_paths(
+    audited: dict[str, Any], tmp_path: Path
+) -> None:
+    dom = browser(audited["page"], "audit=audited", tmp_path, "--dump-dom")
+    shown = articles(dom, "sample")
+    assert sorted((int(a["row"]), int(a["k"])) for a in shown) == sorted(audited["keys"])
+    assert all(a["audit"] == "yes" for a in shown)
+    assert html.escape(LABELLER, quote=False) in dom  # the labeller, as text
+    dom = browser(audited["page"], "audit=disagree", tmp_path, "--dump-dom")
+    disagreeing = articles(dom, "sample")
+    assert disagreeing and all(a["disagrees"] == "1" and a["verdict"] != "yes" for a in disagreeing)

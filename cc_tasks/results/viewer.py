@@ -3,7 +3,11 @@
 It holds the Corr@k table and plot of the report, then every judged sample of
 its runs (request, prefill, continuation, verdict, the judge's raw reply,
 correction position), filterable by run, k, verdict, row id and text, with a
-before/after view of the same (row, k) across runs. It works offline: the plot
+before/after view of the same (row, k) across runs. Where a run has an audit
+(``c2-judge audit score`` wrote ``audit.json`` beside it and it still fits the
+run), each labelled path shows the person's label next to the judge's verdict,
+disagreements marked, and a filter keeps audited paths or disagreements only.
+It works offline: the plot
 is a ``data:`` PNG, the samples are one JSON blob, the script is inline, and
 a Content-Security-Policy allows nothing else (no network, no other script).
 
@@ -37,6 +41,7 @@ from cc_tasks.errors import UsageError
 from cc_tasks.files import atomic_write_text
 
 from .samples import Sample, SampleFile, read_sample_file, sample_verdicts
+from .schema import Run
 
 TEMPLATE = "viewer.html"
 FIELDS = (
@@ -54,6 +59,10 @@ FIELDS = (
 )
 """Columns of each sample array in the JSON blob (``request``, ``prefill`` and ``judge`` index
 ``strings``: a request repeats for every k and run, so it is stored once)."""
+AUDIT_FIELDS = ("sample", "label", "labeller", "disagrees")
+"""Columns of each audited path in the JSON blob: the index of its sample array, the audit's
+label (yes/no), the labeller (index into ``strings``) and 1 where the label and the judge's
+verdict disagree (the judge's invalid or error counts as its no, as the audit counts it)."""
 _PLACEHOLDER = re.compile(r"\{\{([A-Z]+)\}\}")
 _JSON_ESCAPES = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026"}
 
@@ -83,6 +92,8 @@ class ViewerRun:
     sample_files: list[str] = field(default_factory=list)
     samples: int = 0
     provenance: dict[str, Any] = field(default_factory=dict)
+    audit: dict[str, Any] | None = None
+    """The run's audit as the page shows it: its file, labellers and labelled paths shown."""
 
 
 @dataclass
@@ -92,6 +103,9 @@ class Payload:
     runs: list[ViewerRun] = field(default_factory=list)
     strings: list[str] = field(default_factory=list)
     samples: list[list[Any]] = field(default_factory=list)
+    labels: dict[tuple[int, int, str, int], tuple[str, int, bool]] = field(default_factory=dict)
+    """(run index, k, row, path) -> (the audit's label, labeller string index, agrees with the
+    judge's verdict): only the audited paths, so a page without audits carries nothing more."""
     _index: dict[str, int] = field(default_factory=dict, repr=False)
 
     def intern(self, text: str) -> int:
@@ -104,16 +118,30 @@ class Payload:
     def to_json(self) -> dict[str, Any]:
         ks = sorted({s[1] for s in self.samples})
         paths = max((s[3] for s in self.samples), default=0) + 1
+        audits = []
+        for index, s in enumerate(self.samples):
+            found = self.labels.get((s[0], s[1], str(s[2]), s[3]))
+            if found is not None:
+                label, labeller, agrees = found
+                audits.append([index, label, labeller, 0 if agrees else 1])
         return {
             "fields": list(FIELDS),
             "runs": [
-                {"label": r.label, "judge": r.judge, "source": r.source, "samples": r.samples}
+                {
+                    "label": r.label,
+                    "judge": r.judge,
+                    "source": r.source,
+                    "samples": r.samples,
+                    "audit": r.audit,
+                }
                 for r in self.runs
             ],
             "ks": ks,
             "paths": paths,
             "strings": self.strings,
             "samples": self.samples,
+            "audit_fields": list(AUDIT_FIELDS),
+            "audits": audits,
         }
 
 
@@ -137,8 +165,28 @@ def _lines_of_run(sample_file: SampleFile, judge: str) -> list[Sample]:
     return [s for s in sample_file.samples if s.data.get("filter") == judge]
 
 
+def _audited_paths(run: RunLike) -> tuple[str, dict[tuple[int, str, int], dict[str, Any]]]:
+    """The run's audit file and its labelled paths by (k, row, path); none without an audit that
+    fits the run (version 1 audit files record no paths)."""
+    from .audit import audit_of  # here: the audit's labelling page uses this module
+
+    found = audit_of(run, quiet=True) if isinstance(run, Run) else None
+    if found is None:
+        return "", {}
+    source, block = found
+    items = [i for i in block.get("items") or [] if isinstance(i, dict)]
+    return str(source), {(int(i["k"]), str(i["row"]), int(i["path"])): i for i in items}
+
+
+def _digest(text: str) -> str:
+    from .audit import digest
+
+    return digest(text)
+
+
 def collect(runs: Sequence[RunLike]) -> Payload:
-    """Every judged sample of every run, read from the run's ``sample_files`` (bad line: ``SampleError``)."""
+    """Every judged sample of every run, read from the run's ``sample_files`` (bad line:
+    ``SampleError``), with the audit's labels where the run has an audit."""
     payload = Payload()
     labels = _unique(r.label for r in runs)
     for run_index, (run, label) in enumerate(zip(runs, labels, strict=True)):
@@ -149,6 +197,8 @@ def collect(runs: Sequence[RunLike]) -> Payload:
             provenance=dict(run.provenance or {}),
         )
         payload.runs.append(shown)
+        audit_file, audited = _audited_paths(run)
+        labellers: set[str] = set()
         for _, name in sorted((run.sample_files or {}).items()):
             sample_file = read_sample_file(Path(name), label, need_row_id=False)
             shown.sample_files.append(str(name))
@@ -177,6 +227,25 @@ def collect(runs: Sequence[RunLike]) -> Payload:
                         ]
                     )
                     shown.samples += 1
+                    item = audited.get((sample.k, str(row), path_index))
+                    if item is not None and item.get("sha") in (None, _digest(text)):
+                        labeller = str(item.get("labeller") or "?")
+                        labellers.add(labeller)
+                        agrees = (item.get("label") == "yes") == (record["label"] == "yes")
+                        payload.labels[(run_index, sample.k, str(row), path_index)] = (
+                            str(item.get("label")),
+                            payload.intern(labeller),
+                            agrees,
+                        )
+        if audit_file:
+            mine = [key for key in payload.labels if key[0] == run_index]
+            shown.audit = {
+                "source": audit_file,
+                "labelled": len(audited),
+                "shown": len(mine),
+                "disagree": sum(not payload.labels[key][2] for key in mine),
+                "labellers": sorted(labellers),
+            }
     payload.samples.sort(key=lambda s: (s[0], s[1], _row_key(s[2]), s[3]))
     return payload
 
@@ -262,12 +331,24 @@ def runs_html(runs: Sequence[ViewerRun]) -> str:
         )
         files = files or "none (log them: lm-eval / c2-eval --log_samples)"
         rows.append(
-            f"<tr><td>{html.escape(run.label)}</td><td>{html.escape(run.judge)}</td>"
+            f"<tr><td>{html.escape(run.label)}</td><td>{html.escape(run.judge)}"
+            f"{_audit_html(run.audit)}</td>"
             f"<td>{run.samples}</td><td><code>{html.escape(run.source)}</code></td>"
             f"<td>{files}</td><td>{_provenance_html(run.provenance)}</td></tr>"
         )
     rows.append("</tbody></table>")
     return "".join(rows)
+
+
+def _audit_html(audit: dict[str, Any] | None) -> str:
+    if not audit:
+        return ""
+    who = ", ".join(audit["labellers"]) or "nobody"
+    return (
+        f"<br>audit: {audit['shown']} labelled paths shown (by {html.escape(who)}), "
+        f"{audit['disagree']} disagree with the judge; "
+        f"<code>{html.escape(audit['source'])}</code>"
+    )
 
 
 def _provenance_html(provenance: dict[str, Any]) -> str:
@@ -394,6 +475,7 @@ def write_report(
 
 
 __all__ = [
+    "AUDIT_FIELDS",
     "FIELDS",
     "Payload",
     "ViewerError",

@@ -39,7 +39,7 @@ from .prepare import (
     read_key,
     read_labels,
 )
-from .report import audit_summary, audited_run, with_audits
+from .report import audit_of, audit_summary, audited_run, with_audits
 from .runs import LABELS, AuditError, AuditPath, AuditRun, digest, load_runs
 from .score import AUDIT_FILE, AUDIT_SCHEMA, budget, read_audit, report_text, score, write_reports
 
@@ -56,6 +56,7 @@ __all__ = [
     "AuditPath",
     "AuditRun",
     "allocate",
+    "audit_of",
     "audit_summary",
     "audited_run",
     "budget",

@@ -87,25 +87,34 @@ def _stale(run: Run, block: Mapping[str, Any]) -> str:
     return ""
 
 
+def audit_of(run: Run, *, quiet: bool = False) -> tuple[Path, dict[str, Any]] | None:
+    """The run's block of the ``audit.json`` beside it and that file, or None where there is
+    none or it no longer fits the run (logged unless ``quiet``: the viewer asks too)."""
+    folder = _audit_folder(run)
+    data = read_audit(folder) if folder is not None else None
+    block = next((b for b in (data or {}).get("runs", []) if b.get("family") == run.family), None)
+    if block is None or folder is None:
+        return None
+    stale = _stale(run, block)
+    if stale:
+        if not quiet:
+            log.warning(
+                "%s: ignored, it does not match run %s (%s)", folder / AUDIT_FILE, run.label, stale
+            )
+        return None
+    return folder / AUDIT_FILE, block
+
+
 def with_audits(runs: Sequence[Run]) -> list[Run]:
     """The runs, each followed by its audited row where an ``audit.json`` sits beside it; the
     run's judge card then records the audit (n, labellers, agreement)."""
     out: list[Run] = []
     for run in runs:
         out.append(run)
-        folder = _audit_folder(run)
-        data = read_audit(folder) if folder is not None else None
-        block = next(
-            (b for b in (data or {}).get("runs", []) if b.get("family") == run.family), None
-        )
-        if block is None:
+        found = audit_of(run)
+        if found is None:
             continue
-        stale = _stale(run, block)
-        if stale:
-            log.warning(
-                "%s: ignored, it does not match run %s (%s)", folder / AUDIT_FILE, run.label, stale
-            )
-            continue
+        source, block = found
         run.judge_card = {"name": run.judge, **run.judge_card, "audit": audit_summary(block)}
-        out.append(audited_run(run, block, folder / AUDIT_FILE))
+        out.append(audited_run(run, block, source))
     return out

@@ -28,12 +28,36 @@ from cc_tasks.stats import (
 from .prepare import match_runs
 from .runs import LABELS, AuditError, AuditPath, AuditRun, digest
 
-AUDIT_SCHEMA = "c2-audit/1"
+AUDIT_SCHEMA = "c2-audit/2"
+"""Version 2 adds each run's labelled paths (``items``); version 1 files stay readable."""
+READABLE_SCHEMAS = ("c2-audit/1", AUDIT_SCHEMA)
 AUDIT_FILE = "audit.json"
 
 
 def _judged_yes(verdict: str) -> str:
     return "yes" if verdict == "yes" else "no"
+
+
+def _item(
+    item_id: str, path: AuditPath, label: str, labeller: str, sha: str | None
+) -> dict[str, Any]:
+    """One labelled path as audit.json records it: the sample viewer shows it beside the verdict
+    (``sha`` lets it skip a path whose text changed since)."""
+    return {
+        "id": item_id,
+        "k": path.k,
+        "row": path.row,
+        "path": path.path,
+        "label": label,
+        "labeller": labeller,
+        "verdict": path.verdict,
+        "agrees": label == _judged_yes(path.verdict),
+        "sha": sha,
+    }
+
+
+def _item_order(item: Mapping[str, Any]) -> tuple[int, str, int]:
+    return (item["k"], item["row"], item["path"])
 
 
 def _raw_corr(paths: Sequence[AuditPath]) -> float | None:
@@ -95,6 +119,7 @@ def score(
     indices = match_runs(key, runs)
     per_run: list[dict[int, list[tuple[AuditPath, str]]]] = [defaultdict(list) for _ in runs]
     labellers: list[set[str]] = [set() for _ in runs]
+    items: list[list[dict[str, Any]]] = [[] for _ in runs]
     for item_id, (label, labeller) in labels.items():
         entry = key["items"][item_id]
         if entry["run"] not in indices:
@@ -109,6 +134,7 @@ def score(
             )
         per_run[which][path.k].append((path, label))
         labellers[which].add(labeller)
+        items[which].append(_item(item_id, path, label, labeller, entry.get("sha")))
     blocks, all_strata = [], []
     for which, run in enumerate(runs):
         strata = _strata(run, per_run[which], which)
@@ -141,6 +167,7 @@ def score(
                 ),
                 "per_k": per_k,
                 "corr_mean": {"raw": sum(raw) / len(raw) if raw else None, **_interval(mean)},
+                "items": sorted(items[which], key=_item_order),
             }
         )
     difference = None
@@ -265,7 +292,8 @@ def budget(run: AuditRun, n: int, *, precision: float, recall: float) -> dict[st
 
 
 def read_audit(folder: Path) -> dict[str, Any] | None:
-    """The ``audit.json`` beside a run, or None (an unreadable one is an error)."""
+    """The ``audit.json`` beside a run, or None (an unreadable one is an error). A version 1
+    file has no ``items`` (the labelled paths): read it as having none."""
     path = folder / AUDIT_FILE
     if not path.is_file():
         return None
@@ -273,6 +301,6 @@ def read_audit(folder: Path) -> dict[str, Any] | None:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError):
         raise AuditError(f"{path}: not valid JSON") from None
-    if not isinstance(data, dict) or data.get("schema") != AUDIT_SCHEMA:
-        raise AuditError(f"{path}: field 'schema': expected {AUDIT_SCHEMA}")
+    if not isinstance(data, dict) or data.get("schema") not in READABLE_SCHEMAS:
+        raise AuditError(f"{path}: field 'schema': expected {' or '.join(READABLE_SCHEMAS)}")
     return data
