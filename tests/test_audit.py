@@ -300,6 +300,23 @@ def test_prepare_writes_a_blind_sample_and_score_reads_it_back(
     # beside each run, its own block, for c2-report
     beside = json.loads((pair["after"] / "audit.json").read_text())
     assert [b["name"] for b in beside["runs"]] == [after["name"]]
+    # every labelled path, where it is, its label and the judge's verdict (the viewer shows them)
+    assert report["schema"] == "c2-audit/2"
+    key = json.loads((pair["audit"] / "key.json").read_text())
+    given = {r["id"]: r["label"] for r in true_labels(pair)}
+    for which, block in enumerate((before, after)):
+        items = block["items"]
+        assert len(items) == 8 and {i["id"] for i in items} == {
+            i for i, e in key["items"].items() if e["run"] == which
+        }
+        for item in items:
+            entry = key["items"][item["id"]]
+            assert (item["k"], item["row"], item["path"]) == (entry["k"], entry["row"], 0)
+            assert item["label"] == given[item["id"]] and item["labeller"] == "reader"
+            assert item["verdict"] in ("yes", "no", "invalid", "error")
+            assert item["agrees"] == (
+                item["label"] == ("yes" if item["verdict"] == "yes" else "no")
+            )
 
 
 def test_report_shows_the_audited_rows_and_the_card_records_the_audit(
@@ -343,6 +360,24 @@ def test_report_shows_the_audited_rows_and_the_card_records_the_audit(
         [r["label"] for r in saved["runs"]] if "runs" in saved else [r["label"] for r in saved]
     )
     assert sum("(audited" in label for label in labels_seen) == 2
+
+
+def test_an_audit_file_of_version_1_is_still_read(
+    pair: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Files written before audit.json recorded its labelled paths: c2-report still uses them."""
+    assert prepare_pair(pair) == 0
+    labels = write_jsonl(pair["audit"] / "labels.jsonl", true_labels(pair))
+    argv = ["audit", "score", str(pair["before"]), str(pair["after"]), "--audit"]
+    assert judge_main([*argv, str(pair["audit"]), "--labels", str(labels)]) == 0
+    old = json.loads((pair["after"] / "audit.json").read_text())
+    old["schema"] = "c2-audit/1"
+    del old["runs"][0]["items"]
+    (pair["after"] / "audit.json").write_text(json.dumps(old))
+    capsys.readouterr()
+    assert report_main([str(pair["after"]), "--html", str(pair["audit"] / "v.html")]) == 0
+    assert "(audited, n=8)" in capsys.readouterr().out
+    assert '"audits":[]' in (pair["audit"] / "v.html").read_text()
 
 
 def test_same_seed_same_sample_other_seed_other_sample(
