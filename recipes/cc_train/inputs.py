@@ -22,6 +22,7 @@ from synth.dataset import (
 )
 
 from .batches import select_whole_requests
+from .compat import check_versions
 from .recipe import (
     BaseModel,
     RecipeError,
@@ -35,6 +36,7 @@ from .recipe import (
     resume_value,
     shown_recipe,
 )
+from .shared_options import unsupported_options
 
 NO_HOLDOUT = 0  # test_size 0: hold out nothing and train without evaluation
 
@@ -95,6 +97,14 @@ class ScriptArguments:
             "per_device_*_batch_size then count requests; max_train_samples cuts whole requests."
         },
     )
+    adapter_fp32: bool = field(
+        default=True,
+        metadata={
+            "help": "QLoRA (load_in_4bit): keep the LoRA adapter in float32. TRL casts it to bf16 "
+            "and the optimizer keeps no fp32 master copy, so Adam steps below bf16 resolution "
+            "are lost (cc_train.adapters). false = TRL's bf16 adapter."
+        },
+    )
     correction_sft_weight: float = field(
         default=0.0,
         metadata={
@@ -152,8 +162,6 @@ def check_inputs(
     """Every check before the model loads, cheapest first; raises :class:`RecipeError` (or
     ``synth.dataset.DatasetError``), both one line. Updates the configs in place where a
     value is resolved (``embedded`` -> its folder, ``resume_from_checkpoint``, test_size 0)."""
-    from .shared_dpo import unsupported_options
-
     notes: list[str] = []
     base = resolve_model(model_args.model_name_or_path)
     model_args.model_name_or_path = base.path
@@ -168,6 +176,7 @@ def check_inputs(
         raise RecipeError("correction_sft_weight needs group_by_request: true")
     if script_args.correction_sft_weight < 0:
         raise RecipeError("correction_sft_weight must be >= 0")
+    check_versions(shared=whole)  # the shared trainer overrides private TRL internals
     if whole and (problems := unsupported_options(training_args)):
         raise RecipeError(f"group_by_request does not support {'; '.join(problems)}")
     if script_args.test_size is not None and script_args.test_size == NO_HOLDOUT:
