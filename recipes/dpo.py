@@ -29,6 +29,12 @@ on the command line::
         --dataset_name runs/c2syn-smoke --max_steps 2 --test_size 0.1 --report_to tensorboard \\
         --output_dir /tmp/dpo-check
 
+The model loads on this process's one device (``cc_train.placement``: never spread over every
+visible GPU by ``device_map="auto"``; none when DDP/ZeRO-3/FSDP place it). The shared-response
+trainer is imported only with ``group_by_request: true``; its tested library versions are
+checked first (``cc_train.compat``). LoRA/QLoRA runs stop with one line when the adapter has not
+moved after 10 steps; QLoRA keeps its adapter in fp32 (``cc_train.adapters``).
+
 ``model_name_or_path: embedded`` means the embedded SmolLM2-135M-Instruct folder
 (``python -m cc_tasks.embedded``), whose path differs per machine. At the end the script
 writes a model card (base model and data by Hub id or fingerprint, the recipe, the training

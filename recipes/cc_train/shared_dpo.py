@@ -17,7 +17,9 @@ loss (``_compute_loss``) and the reference precompute. Tokenisation is TRL's own
 and the completion boundary of every pair are exactly stock's.
 
 The loss is DPO's sigmoid loss, ``-logsigmoid(beta * (chosen_logratio - rejected_logratio))``,
-averaged over the pairs of the micro-batch (stock's reduction), plus the optional correction
+averaged over the pairs of the micro-batch (stock's reduction: each micro-batch's mean weighs
+the same in an accumulated step whatever its pair count; whole 15-pair requests keep the
+counts equal but for an epoch's last micro-batch), plus the optional correction
 term (:mod:`cc_train.correction`); the logged metrics have stock's names and meaning
 (:mod:`cc_train.metrics`). In a group-by-request run ``per_device_train_batch_size`` /
 ``per_device_eval_batch_size`` / ``precompute_ref_batch_size`` count **requests** (15 pairs
