@@ -977,3 +977,27 @@ def test_qlora_steps_land_at_the_chosen_learning_rate(dpo: ModuleType, recipe: P
         x = weights.to(dtype)
         moved = ((x + torch.tensor(lr, dtype=dtype)) != x).float().mean().item()
         assert low <= moved <= high, (dtype, moved)
+
+
+def test_shared_responses_cut_the_held_out_pairs_by_whole_requests(
+    tmp_path: Path, tiny_model_dir: str
+) -> None:
+    """max_eval_samples as pairs scattered over many requests would share no response in
+    evaluation; with group_by_request it keeps whole requests, as max_train_samples does."""
+    from collections import Counter
+
+    from cc_train.inputs import check_inputs, parse_args
+
+    data = write_c2syn(tmp_path / "c2-syn", 10)
+    argv = [str(CPU_RECIPE), "--model_name_or_path", tiny_model_dir,
+            "--dataset_name", str(data), "--output_dir", str(tmp_path / "out"),
+            "--test_size", "4", "--max_eval_samples", "40"]  # fmt: skip
+    checked = check_inputs(*parse_args(argv)[:3])  # 4 held-out requests = 60 pairs
+    per_request = Counter(request_key(p) for p in checked.test["prompt"])
+    assert sorted(per_request.values()) == [15, 15]  # 2 whole requests (30 pairs) of <= 40
+    stock = parse_args([*argv, "--group_by_request", "false"])
+    assert len(check_inputs(*stock[:3]).test) == 40  # stock: a seeded cut of pairs, as before
+
+
+def request_key(prompt: Any) -> str:
+    return json.dumps(prompt, sort_keys=True)

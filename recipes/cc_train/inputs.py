@@ -94,7 +94,8 @@ class ScriptArguments:
         metadata={
             "help": "Shared-response DPO (cc_train.shared_dpo): batches hold whole requests and each "
             "unique response is forwarded once; DPO's loss and metrics over the same pairs. "
-            "per_device_*_batch_size then count requests; max_train_samples cuts whole requests."
+            "per_device_*_batch_size then count requests; max_train_samples and max_eval_samples "
+            "cut whole requests."
         },
     )
     adapter_fp32: bool = field(
@@ -191,7 +192,9 @@ def check_inputs(
     try:
         train, test, conversational = training_splits(
             dataset,
-            replace(script_args, max_train_samples=None) if whole else script_args,
+            replace(script_args, max_train_samples=None, max_eval_samples=None)
+            if whole
+            else script_args,
             want_eval=training_args.eval_strategy != "no",
             seed=training_args.seed,
         )
@@ -203,6 +206,8 @@ def check_inputs(
         ) from None
     if whole and script_args.max_train_samples is not None:  # a pair cut would share nothing
         train = select_whole_requests(train, script_args.max_train_samples, training_args.seed)
+    if whole and test is not None and script_args.max_eval_samples is not None:
+        test = select_whole_requests(test, script_args.max_eval_samples, training_args.seed)
     tokenizer = load_tokenizer(model_args, training_args, conversational=conversational)
     return CheckedInputs(base, train, test, tokenizer, notes)
 
