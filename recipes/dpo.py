@@ -110,7 +110,7 @@ def main(
         peft_config=peft_config,
     )
     if peft_config is not None:  # bf16 adapters can silently stop moving: fail fast instead
-        if model_args.load_in_4bit and script_args.adapter_fp32:
+        if (model_args.load_in_4bit or model_args.load_in_8bit) and script_args.adapter_fp32:
             keep_adapters_fp32(trainer.model)  # TRL cast them to bf16 (cc_train.adapters)
         trainer.add_callback(AdapterMovementCallback())
     card = TrainingCard.for_run(

@@ -101,7 +101,7 @@ class ScriptArguments:
     adapter_fp32: bool = field(
         default=True,
         metadata={
-            "help": "QLoRA (load_in_4bit): keep the LoRA adapter in float32. TRL casts it to bf16 "
+            "help": "QLoRA (load_in_4bit/8bit): keep the LoRA adapter in float32. TRL casts it to bf16 "
             "and the optimizer keeps no fp32 master copy, so Adam steps below bf16 resolution "
             "are lost (cc_train.adapters). false = TRL's bf16 adapter."
         },
