@@ -70,14 +70,18 @@ def stock_overrides(micro_batch: int = 3, requests_per_step: int = 1) -> list[st
     ]  # fmt: skip
 
 
-def shared_overrides(requests_per_step: int = 1) -> list[str]:
-    """What the CPU recipe sets (explicit for the GPU recipes, which do not): whole requests,
-    reference log-probs precomputed, ``requests_per_step`` requests in one micro-batch."""
+def shared_overrides(requests_per_step: int = 1, micro_batch: int | None = None) -> list[str]:
+    """What the recipes set, explicit: whole requests, reference log-probs precomputed,
+    ``requests_per_step`` requests per step in micro-batches of ``micro_batch`` requests
+    (default: all in one micro-batch)."""
+    micro = micro_batch or requests_per_step
+    if requests_per_step % micro:
+        raise SystemExit(f"--requests-per-step {requests_per_step} is no multiple of {micro}")
     return [
         "--group_by_request", "true",
         "--precompute_ref_log_probs", "true",
-        "--per_device_train_batch_size", str(requests_per_step),
-        "--gradient_accumulation_steps", "1",
+        "--per_device_train_batch_size", str(micro),
+        "--gradient_accumulation_steps", str(requests_per_step // micro),
     ]  # fmt: skip
 
 
@@ -423,6 +427,13 @@ def main() -> int:
         "in one micro-batch, stock accumulates its micro-batches (default 1)",
     )
     parser.add_argument(
+        "--shared-micro-batch",
+        type=int,
+        default=None,
+        help="part 1: shared side's requests per micro-batch (accumulation = "
+        "--requests-per-step / this; default: the whole step in one micro-batch)",
+    )
+    parser.add_argument(
         "--stand-in-text",
         action="store_true",
         help="harmless rows of the real responses' length instead of --source (stand_in_source)",
@@ -488,7 +499,7 @@ def main() -> int:
                     model_path,
                     args.requests,
                     work,
-                    shared_overrides(per_step) + settings,
+                    shared_overrides(per_step, args.shared_micro_batch) + settings,
                     args.recipe,
                     per_step,
                 ),

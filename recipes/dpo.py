@@ -29,6 +29,12 @@ on the command line::
         --dataset_name runs/c2syn-smoke --max_steps 2 --test_size 0.1 --report_to tensorboard \\
         --output_dir /tmp/dpo-check
 
+The model loads on this process's one device (``cc_train.placement``: never spread over every
+visible GPU by ``device_map="auto"``; none when DDP/ZeRO-3/FSDP place it). The shared-response
+trainer is imported only with ``group_by_request: true``; its tested library versions are
+checked first (``cc_train.compat``). LoRA/QLoRA runs stop with one line when the adapter has not
+moved after 10 steps; QLoRA keeps its adapter in fp32 (``cc_train.adapters``).
+
 ``model_name_or_path: embedded`` means the embedded SmolLM2-135M-Instruct folder
 (``python -m cc_tasks.embedded``), whose path differs per machine. At the end the script
 writes a model card (base model and data by Hub id or fingerprint, the recipe, the training
@@ -56,7 +62,8 @@ def main(
     import torch
     from trl import DPOTrainer, get_peft_config, get_quantization_config
 
-    from cc_train import shared_dpo
+    from cc_train.adapters import AdapterMovementCallback, keep_adapters_fp32
+    from cc_train.placement import device_map
 
     # 1. everything that can be wrong with the inputs, cheapest first, before the model loads
     checked = check_inputs(script_args, training_args, model_args)  # also what c2-train runs
@@ -80,10 +87,13 @@ def main(
         trust_remote_code=training_args.trust_remote_code,
         attn_implementation=model_args.attn_implementation,
         dtype=model_args.dtype,
+        device_map=device_map(training_args),  # one device per process, never "auto"
     )
     model_init_kwargs.update(training_args.model_init_kwargs or {})
     training_args.model_init_kwargs = model_init_kwargs
-    if whole:
+    if whole:  # imported only here: it overrides private TRL internals (cc_train.compat)
+        from cc_train import shared_dpo
+
         trainer_class: Any = partial(
             shared_dpo.SharedResponseDPOTrainer,
             correction_sft_weight=script_args.correction_sft_weight,
@@ -99,6 +109,10 @@ def main(
         quantization_config=get_quantization_config(model_args),
         peft_config=peft_config,
     )
+    if peft_config is not None:  # bf16 adapters can silently stop moving: fail fast instead
+        if (model_args.load_in_4bit or model_args.load_in_8bit) and script_args.adapter_fp32:
+            keep_adapters_fp32(trainer.model)  # TRL cast them to bf16 (cc_train.adapters)
+        trainer.add_callback(AdapterMovementCallback())
     card = TrainingCard.for_run(
         base,
         DataRef.of(script_args.dataset_name, script_args.dataset_revision),

@@ -192,13 +192,17 @@ def test_recipe_parses_with_trlparser(dpo: ModuleType, recipe: Path) -> None:
         assert training.max_length <= 512 and training.gradient_checkpointing is False
     else:
         assert model.dtype == "bfloat16" and training.bf16 is True
-        assert training.gradient_checkpointing is True and training.max_length == 1024
+        # FSDP checkpoints activations itself (accelerate_configs/fsdp.yaml)
+        assert training.gradient_checkpointing is (variant != "fsdp")
+        assert training.max_length == 1024
         assert data.test_size and training.eval_strategy == "steps"
-        # every 7B recipe steps on 128 pairs (per-process batch x accumulation x processes)
-        processes = 8 if variant == "full" else 1
+        # every 7B recipe steps on ~128 pairs (per-process batch x accumulation x processes);
+        # with shared responses the batch counts requests of 15 pairs: 8 requests = 120 pairs
+        processes = 8 if variant in ("full", "fsdp") else 1
         batch = training.per_device_train_batch_size * training.gradient_accumulation_steps
-        assert batch * processes == 128
-        expected_lr = 5e-7 if variant == "full" else 5e-6
+        pairs = batch * processes * (15 if data.group_by_request else 1)
+        assert pairs == (120 if data.group_by_request else 128)
+        expected_lr = 5e-7 if variant in ("full", "fsdp") else 5e-6
         assert math.isclose(training.learning_rate, expected_lr)
 
 
@@ -758,3 +762,242 @@ def test_card_command_is_portable_and_the_printed_one_local(tmp_path: Path) -> N
     )
     assert "pretrained=/cache/smollm2,peft=outputs/run" in card.commands[0]  # printed: local
     assert "num_train_epochs" not in card.settings and card.settings["max_steps"] == 8
+
+
+# ------------------------------------------------------------------ 7B recipes on rented GPUs
+
+SEVEN_B = [
+    p for p in GPU_RECIPES if p.parent.parent.name in ("llama2-7b-chat", "qwen2-7b-instruct")
+]
+PAIRS_PER_REQUEST = 15  # C²-SYN: 6 ranked responses -> 15 ordered pairs per request
+
+
+@pytest.mark.parametrize("recipe", SEVEN_B, ids=lambda p: p.relative_to(RECIPES).as_posix())
+def test_seven_b_recipes_share_responses_and_step_on_120_pairs(
+    dpo: ModuleType, recipe: Path
+) -> None:
+    """Shared responses on, a reference precompute batch >= 8 requests, and 8 whole requests
+    = 120 pairs per optimizer step (128 is no multiple of 15; 9 requests would be 135)."""
+    data, training, _ = parse(dpo, [str(recipe), "--use_cpu", "true"])
+    assert data.group_by_request is True and training.precompute_ref_log_probs is True
+    assert training.precompute_ref_batch_size >= 8
+    processes = 8 if recipe.stem in ("config_full", "config_fsdp") else 1
+    requests = training.per_device_train_batch_size * training.gradient_accumulation_steps
+    assert requests * processes * PAIRS_PER_REQUEST == 120
+    if recipe.stem == "config_lora":
+        assert (training.per_device_train_batch_size, training.gradient_accumulation_steps) == (
+            2,
+            4,
+        )
+    if recipe.stem in ("config_full", "config_fsdp"):  # sharded: one gather round per step
+        assert training.gradient_accumulation_steps == 1
+
+
+@pytest.mark.parametrize("recipe", SEVEN_B, ids=lambda p: p.relative_to(RECIPES).as_posix())
+def test_seven_b_recipes_save_the_model_only_and_keep_the_best(
+    dpo: ModuleType, recipe: Path
+) -> None:
+    """Full fine-tuning saves the model only (~15 GB, not ~120 GB with the ZeRO/FSDP optimizer
+    state); an adapter checkpoint with its optimizer state is ~0.5 GB and stays resumable.
+    The best evaluated checkpoint is kept by the held-out loss where a checkpoint exists on
+    the evaluation steps (not under FSDP: fsdp.yaml)."""
+    _, training, _ = parse(dpo, [str(recipe), "--use_cpu", "true"])
+    sharded = recipe.stem in ("config_full", "config_fsdp")
+    assert training.save_only_model is sharded
+    if recipe.stem == "config_fsdp":
+        assert training.metric_for_best_model is None and training.save_steps % 500
+    else:
+        assert training.metric_for_best_model == "eval_loss"
+        assert training.greater_is_better is False
+        assert training.save_steps == training.eval_steps  # a checkpoint at each evaluation
+    # transformers refuses save_only_model + load_best_model_at_end under DeepSpeed/FSDP
+    assert training.load_best_model_at_end is (not sharded)
+    readme = (recipe.parents[1] / "README.md").read_text(encoding="utf-8")
+    assert re.search(rf"`dpo/{recipe.name}`[^\n]*\bGB of disk", readme), "no disk need stated"
+
+
+@pytest.mark.parametrize("recipe", SEVEN_B, ids=lambda p: p.relative_to(RECIPES).as_posix())
+def test_lora_dropout_is_not_set_where_trl_disables_it(recipe: Path) -> None:
+    """TRL's disable_dropout (default true) zeroes every dropout, LoRA's too: a
+    lora_dropout value would be a setting that does nothing."""
+    config = yaml.safe_load(recipe.read_text(encoding="utf-8"))
+    assert "lora_dropout" not in config and config.get("disable_dropout", True) is True
+
+
+def test_fsdp_recipe_carries_the_flags_fsdp_needs(dpo: ModuleType) -> None:
+    recipe = RECIPES / "qwen2-7b-instruct" / "dpo" / "config_fsdp.yaml"
+    data, training, _ = parse(dpo, [str(recipe), "--use_cpu", "true"])
+    full = parse(dpo, [str(recipe.with_name("config_full.yaml")), "--use_cpu", "true"])[1]
+    assert training.gradient_checkpointing is False  # fsdp.yaml checkpoints activations itself
+    assert training.save_steps % training.eval_steps != 0  # no step both evaluates and saves
+    assert training.load_best_model_at_end is False
+    assert "recipes/accelerate_configs/fsdp.yaml" in recipe.read_text(encoding="utf-8")
+    assert training.learning_rate == full.learning_rate and data.group_by_request is True
+
+
+def test_device_map_one_device_per_process_and_none_when_distributed() -> None:
+    from types import SimpleNamespace
+
+    from cc_train.placement import device_map
+
+    def args(kind: str, device: str) -> Any:
+        return SimpleNamespace(
+            distributed_state=SimpleNamespace(distributed_type=kind), device=device
+        )
+
+    # one process, even on a host with 8 GPUs: the whole model on its one device, never "auto"
+    assert device_map(args("NO", "cuda:0"), env={}) == {"": "cuda:0"}
+    assert device_map(args("NO", "cpu"), env={"WORLD_SIZE": "1"}) == {"": "cpu"}
+    # distributed: the wrapper (DDP, ZeRO-3, FSDP) places the weights
+    assert device_map(args("NO", "cuda:3"), env={"WORLD_SIZE": "8", "LOCAL_RANK": "3"}) is None
+    for kind in ("FSDP", "DEEPSPEED", "MULTI_GPU"):
+        assert device_map(args(kind, "cuda:0"), env={}) is None
+    from accelerate.utils import DistributedType
+
+    assert device_map(args(DistributedType.FSDP, "cuda:0"), env={}) is None
+    assert device_map(args(DistributedType.NO, "cuda:0"), env={}) == {"": "cuda:0"}
+
+
+def test_version_check_names_the_tested_versions() -> None:
+    import warnings
+
+    from cc_train.compat import TESTED, VersionWarning, check_versions, version_drift
+    from cc_train.recipe import RecipeError
+
+    tested = {name: low + ".0" for name, (low, _) in TESTED.items()}
+    assert version_drift(tested) == []
+    check_versions(shared=True, installed=tested)  # no error, no warning
+    newer = {**tested, "trl": "1.17.0", "transformers": "5.26.0.dev0"}
+    assert [d.name for d in version_drift(newer)] == ["trl", "transformers"]
+    with pytest.raises(RecipeError) as refused:
+        check_versions(shared=True, installed=newer)
+    line = str(refused.value)
+    assert "\n" not in line and "trl 1.17.0 (tested: >=1.16,<1.17)" in line
+    assert "--group_by_request false" in line
+    with pytest.warns(VersionWarning, match=r"trl 1\.17\.0 \(tested"):
+        check_versions(shared=False, installed=newer)
+    missing = {**tested, "peft": None}
+    assert "peft not installed" in str(version_drift(missing)[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_versions(shared=True)  # this environment is a tested one
+
+
+def test_pyproject_pins_the_tested_ranges() -> None:
+    import tomllib
+
+    from cc_train.compat import TESTED
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    pins = {re.split(r"[<>=!\[ ]", d, maxsplit=1)[0]: d for d in project["dependencies"]}
+    for name, (low, high) in TESTED.items():
+        assert pins[name].replace(" ", "") == f"{name}>={low},<{high}", pins[name]
+    extras = project["optional-dependencies"]
+    assert extras["deepspeed"] == ["deepspeed>=0.18.6"]  # what TRL's own deepspeed extra needs
+    assert extras["bitsandbytes"][0].startswith("bitsandbytes>=")
+
+
+BLOCK_SHARED = "import sys; sys.modules['cc_train.shared_dpo'] = None; "
+
+
+def test_launcher_check_of_the_stock_recipe_needs_no_shared_trainer(
+    tmp_path: Path, tiny_model_dir: str
+) -> None:
+    """The shared trainer's module unimportable (as after a TRL upgrade that breaks it): the
+    stock recipe's checks still pass."""
+    data = write_c2syn(tmp_path / "c2-syn")
+    code = BLOCK_SHARED + "from cc_train.launch import main; raise SystemExit(main())"
+    result = subprocess.run(
+        [sys.executable, "-c", code, "--check", str(CPU_RECIPE),
+         "--model_name_or_path", tiny_model_dir, "--dataset_name", str(data),
+         "--output_dir", str(tmp_path / "out"), "--group_by_request", "false"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "pass every check" in result.stderr
+
+
+@pytest.mark.slow
+def test_stock_recipe_trains_without_the_shared_trainer(
+    tmp_path: Path, tiny_model_dir: str
+) -> None:
+    data = write_c2syn(tmp_path / "c2-syn")
+    code = BLOCK_SHARED + (
+        f"sys.argv[0] = {str(DPO_SCRIPT)!r}; import runpy; runpy.run_path(sys.argv[0], "
+        "run_name='__main__')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(CPU_RECIPE),
+         "--model_name_or_path", tiny_model_dir, "--dataset_name", str(data),
+         "--output_dir", str(tmp_path / "out"), "--group_by_request", "false",
+         "--precompute_ref_log_probs", "false", "--max_steps", "1",
+         "--per_device_train_batch_size", "2", "--eval_strategy", "no",
+         "--report_to", "none", "--disable_tqdm", "true"],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "out" / "adapter_config.json").is_file()
+    # with the module blocked, the shared recipe fails instead of silently training stock
+    blocked = subprocess.run(
+        [sys.executable, "-c", code, str(CPU_RECIPE), "--model_name_or_path", tiny_model_dir,
+         "--dataset_name", str(data), "--output_dir", str(tmp_path / "out2"),
+         "--max_steps", "1", "--report_to", "none"],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert blocked.returncode != 0 and "shared_dpo" in blocked.stderr
+
+
+@pytest.mark.parametrize(
+    "recipe", [p for p in SEVEN_B if p.stem == "config_qlora"], ids=lambda p: p.parent.parent.name
+)
+def test_qlora_steps_land_at_the_chosen_learning_rate(dpo: ModuleType, recipe: Path) -> None:
+    """Arithmetic on float resolution: an Adam step (~ the learning rate) changes a weight x
+    only if it exceeds half its spacing, |x| * eps / 2. lora_A starts kaiming-uniform within
+    1/sqrt(fan_in); in bf16 (TRL's cast, no fp32 master copy) most of its entries would never
+    move at the recipe's rate, so the recipe keeps the adapter in fp32, where all of them do."""
+    import torch
+
+    from cc_train.adapters import smallest_step_that_moves
+
+    data, training, model = parse(dpo, [str(recipe), "--use_cpu", "true"])
+    lr = training.learning_rate
+    assert model.load_in_4bit and data.adapter_fp32 is True
+    hidden = {"llama2-7b-chat": 4096, "qwen2-7b-instruct": 3584}[recipe.parent.parent.name]
+    bound = 1 / math.sqrt(hidden)
+    bf16_eps = torch.finfo(torch.bfloat16).eps  # 2**-7
+    assert bf16_eps == 2**-7
+    # bf16: only entries with |x| < 2 lr / eps move, a small share of the init range
+    assert 2 * lr / bf16_eps / bound < 0.1
+    # fp32: the largest entry moves with a step 1000x smaller than the rate
+    assert smallest_step_that_moves(bound, torch.float32) < lr / 1000
+    # the same, by adding the step in each dtype to a seeded lora_A draw
+    generator = torch.Generator().manual_seed(0)
+    weights = (torch.rand(100_000, generator=generator) * 2 - 1) * bound
+    for dtype, (low, high) in {torch.bfloat16: (0.0, 0.15), torch.float32: (1.0, 1.0)}.items():
+        x = weights.to(dtype)
+        moved = ((x + torch.tensor(lr, dtype=dtype)) != x).float().mean().item()
+        assert low <= moved <= high, (dtype, moved)
+
+
+def test_shared_responses_cut_the_held_out_pairs_by_whole_requests(
+    tmp_path: Path, tiny_model_dir: str
+) -> None:
+    """max_eval_samples as pairs scattered over many requests would share no response in
+    evaluation; with group_by_request it keeps whole requests, as max_train_samples does."""
+    from collections import Counter
+
+    from cc_train.inputs import check_inputs, parse_args
+
+    data = write_c2syn(tmp_path / "c2-syn", 10)
+    argv = [str(CPU_RECIPE), "--model_name_or_path", tiny_model_dir,
+            "--dataset_name", str(data), "--output_dir", str(tmp_path / "out"),
+            "--test_size", "4", "--max_eval_samples", "40"]  # fmt: skip
+    checked = check_inputs(*parse_args(argv)[:3])  # 4 held-out requests = 60 pairs
+    per_request = Counter(request_key(p) for p in checked.test["prompt"])
+    assert sorted(per_request.values()) == [15, 15]  # 2 whole requests (30 pairs) of <= 40
+    stock = parse_args([*argv, "--group_by_request", "false"])
+    assert len(check_inputs(*stock[:3]).test) == 40  # stock: a seeded cut of pairs, as before
+
+
+def request_key(prompt: Any) -> str:
+    return json.dumps(prompt, sort_keys=True)

@@ -650,3 +650,71 @@ def test_two_ddp_processes_equal_one_process_with_twice_the_batch(
         torch.testing.assert_close(weight, single_weights[name], atol=1e-5, rtol=1e-4)
         moved = max(moved, weight.abs().max().item())
     assert moved > 1e-4  # the SGD step really moved LoRA's B away from 0
+
+
+# ---------------------------------------------------------------- evaluation over processes
+
+
+@pytest.mark.parametrize("requests,processes,batch", [(9, 8, 1), (20, 8, 2), (5, 3, 1), (3, 4, 1)])
+def test_evaluation_over_processes_counts_every_pair_once(
+    requests: int, processes: int, batch: int
+) -> None:
+    """accelerate pads the last round of batches with the first ones again (even_batches), so
+    evaluation would count up to processes - 1 requests twice; the evaluation sampler gives a
+    multiple of the process count instead, each pair once, every process the same count."""
+    from accelerate.data_loader import BatchSamplerShard
+
+    groups = [list(range(i * 15, (i + 1) * 15)) for i in range(requests)]
+    sampler = RequestBatchSampler(groups, batch, shuffle=False, num_processes=processes)
+    seen: list[int] = []
+    steps = set()
+    for rank in range(processes):
+        shard = list(BatchSamplerShard(sampler, num_processes=processes, process_index=rank))
+        steps.add(len(shard))
+        seen += [row for rows in shard for row in rows]
+    assert sorted(seen) == list(range(requests * 15)) and len(steps) == 1
+    assert len(sampler) % processes == 0
+    # one process, or a count that divides evenly: whole requests, as before
+    assert list(RequestBatchSampler(groups, batch, shuffle=False)) == [
+        [row for g in groups[i : i + batch] for row in g] for i in range(0, requests, batch)
+    ]
+
+
+# ---------------------------------------------------------------- adapters that train
+
+
+@pytest.mark.parametrize("learning_rate,stops", [(0.0, True), (1e-3, False)])
+def test_adapter_check_stops_a_run_whose_adapter_does_not_move(
+    tiny_model_dir: str, tmp_path: Path, learning_rate: float, stops: bool
+) -> None:
+    from cc_tasks.errors import RunFailure
+    from cc_train.adapters import AdapterMovementCallback
+
+    trainer = make_trainer(
+        SharedResponseDPOTrainer,
+        tiny_model_dir,
+        pairs_dataset(3),
+        tmp_path,
+        max_steps=3,
+        learning_rate=learning_rate,
+    )
+    trainer.add_callback(AdapterMovementCallback(check_step=2))
+    if stops:
+        with pytest.raises(RunFailure) as failed:
+            trainer.train()
+        line = str(failed.value)
+        assert "\n" not in line and "LoRA adapter is not training: after 2 steps" in line
+        assert "learning_rate 0" in line
+    else:
+        trainer.train()
+        assert trainer.state.global_step == 3
+
+
+def test_qlora_adapters_are_kept_in_float32() -> None:
+    from cc_train.adapters import keep_adapters_fp32
+
+    layer = torch.nn.Linear(4, 4).to(torch.bfloat16)
+    frozen = torch.nn.Linear(4, 4).to(torch.bfloat16).requires_grad_(False)
+    model = torch.nn.Sequential(layer, frozen)
+    assert keep_adapters_fp32(model) == 2
+    assert layer.weight.dtype == torch.float32 and frozen.weight.dtype == torch.bfloat16

@@ -11,6 +11,7 @@ its completion starts (:func:`pair_masks`, :func:`pair_sums` read that layout ba
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -87,6 +88,7 @@ class RequestBatchSampler(torch.utils.data.Sampler[list[int]]):
         shuffle: bool,
         seed: int = 0,
         drop_last: bool = False,
+        num_processes: int = 1,
     ) -> None:
         if requests_per_batch < 1:
             raise ValueError(f"requests per batch must be >= 1, got {requests_per_batch}")
@@ -95,16 +97,48 @@ class RequestBatchSampler(torch.utils.data.Sampler[list[int]]):
         self.shuffle = shuffle
         self.seed = seed
         self.drop_last = drop_last
+        self.num_processes = num_processes
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
+        return len(self._evened()) if self._evens() else self._count()
+
+    def _count(self) -> int:
         full, rest = divmod(len(self.groups), self.requests_per_batch)
         return full + (1 if rest and not self.drop_last else 0)
 
+    def _evens(self) -> bool:
+        """Evaluation over several processes whose batch count does not divide evenly."""
+        return bool(
+            not self.shuffle and self.num_processes > 1 and self._count() % self.num_processes
+        )
+
+    def _evened(self) -> list[list[int]]:
+        """Every row once, in a multiple of ``num_processes`` batches (see ``__iter__``)."""
+        rows = [row for group in self.groups for row in group]
+        processes = self.num_processes
+        count = min(-(-self._count() // processes) * processes, len(rows) // processes * processes)
+        if count == 0:  # fewer pairs than processes: accelerate's wrap-around cannot be avoided
+            return list(self._whole())
+        size, extra = divmod(len(rows), count)
+        cuts = [i * size + min(i, extra) for i in range(count + 1)]
+        return [rows[a:b] for a, b in itertools.pairwise(cuts)]
+
     def __iter__(self) -> Iterator[list[int]]:
+        """Batches of whole requests. Evaluation (``shuffle=False``) over ``num_processes``
+        > 1 whose batch count is not a multiple of it is cut instead into that multiple of
+        near-equal contiguous runs of rows (requests stay whole where the cuts allow): accelerate
+        would otherwise pad the last round with the first batches again, and those requests'
+        pairs would count twice in the held-out loss and metrics."""
+        if self._evens():
+            yield from self._evened()
+            return
+        yield from self._whole()
+
+    def _whole(self) -> Iterator[list[int]]:
         if self.shuffle:
             generator = torch.Generator().manual_seed(self.seed + self.epoch)
             order = torch.randperm(len(self.groups), generator=generator).tolist()

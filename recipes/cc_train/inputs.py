@@ -22,6 +22,7 @@ from synth.dataset import (
 )
 
 from .batches import select_whole_requests
+from .compat import check_versions
 from .recipe import (
     BaseModel,
     RecipeError,
@@ -35,6 +36,7 @@ from .recipe import (
     resume_value,
     shown_recipe,
 )
+from .shared_options import unsupported_options
 
 NO_HOLDOUT = 0  # test_size 0: hold out nothing and train without evaluation
 
@@ -92,7 +94,16 @@ class ScriptArguments:
         metadata={
             "help": "Shared-response DPO (cc_train.shared_dpo): batches hold whole requests and each "
             "unique response is forwarded once; DPO's loss and metrics over the same pairs. "
-            "per_device_*_batch_size then count requests; max_train_samples cuts whole requests."
+            "per_device_*_batch_size then count requests; max_train_samples and max_eval_samples "
+            "cut whole requests."
+        },
+    )
+    adapter_fp32: bool = field(
+        default=True,
+        metadata={
+            "help": "QLoRA (load_in_4bit/8bit): keep the LoRA adapter in float32. TRL casts it to bf16 "
+            "and the optimizer keeps no fp32 master copy, so Adam steps below bf16 resolution "
+            "are lost (cc_train.adapters). false = TRL's bf16 adapter."
         },
     )
     correction_sft_weight: float = field(
@@ -152,8 +163,6 @@ def check_inputs(
     """Every check before the model loads, cheapest first; raises :class:`RecipeError` (or
     ``synth.dataset.DatasetError``), both one line. Updates the configs in place where a
     value is resolved (``embedded`` -> its folder, ``resume_from_checkpoint``, test_size 0)."""
-    from .shared_dpo import unsupported_options
-
     notes: list[str] = []
     base = resolve_model(model_args.model_name_or_path)
     model_args.model_name_or_path = base.path
@@ -168,6 +177,7 @@ def check_inputs(
         raise RecipeError("correction_sft_weight needs group_by_request: true")
     if script_args.correction_sft_weight < 0:
         raise RecipeError("correction_sft_weight must be >= 0")
+    check_versions(shared=whole)  # the shared trainer overrides private TRL internals
     if whole and (problems := unsupported_options(training_args)):
         raise RecipeError(f"group_by_request does not support {'; '.join(problems)}")
     if script_args.test_size is not None and script_args.test_size == NO_HOLDOUT:
@@ -182,7 +192,9 @@ def check_inputs(
     try:
         train, test, conversational = training_splits(
             dataset,
-            replace(script_args, max_train_samples=None) if whole else script_args,
+            replace(script_args, max_train_samples=None, max_eval_samples=None)
+            if whole
+            else script_args,
             want_eval=training_args.eval_strategy != "no",
             seed=training_args.seed,
         )
@@ -194,6 +206,8 @@ def check_inputs(
         ) from None
     if whole and script_args.max_train_samples is not None:  # a pair cut would share nothing
         train = select_whole_requests(train, script_args.max_train_samples, training_args.seed)
+    if whole and test is not None and script_args.max_eval_samples is not None:
+        test = select_whole_requests(test, script_args.max_eval_samples, training_args.seed)
     tokenizer = load_tokenizer(model_args, training_args, conversational=conversational)
     return CheckedInputs(base, train, test, tokenizer, notes)
 

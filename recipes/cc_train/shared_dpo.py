@@ -17,7 +17,9 @@ loss (``_compute_loss``) and the reference precompute. Tokenisation is TRL's own
 and the completion boundary of every pair are exactly stock's.
 
 The loss is DPO's sigmoid loss, ``-logsigmoid(beta * (chosen_logratio - rejected_logratio))``,
-averaged over the pairs of the micro-batch (stock's reduction), plus the optional correction
+averaged over the pairs of the micro-batch (stock's reduction: each micro-batch's mean weighs
+the same in an accumulated step whatever its pair count; whole 15-pair requests keep the
+counts equal but for an epoch's last micro-batch), plus the optional correction
 term (:mod:`cc_train.correction`); the logged metrics have stock's names and meaning
 (:mod:`cc_train.metrics`). In a group-by-request run ``per_device_train_batch_size`` /
 ``per_device_eval_batch_size`` / ``precompute_ref_batch_size`` count **requests** (15 pairs
@@ -55,33 +57,13 @@ from .batches import (
 )
 from .correction import correction_nll
 from .metrics import PAIR_TOKENS, pair_metric_sums, record_pair_metrics
+from .shared_options import unsupported_options
 
 TOKEN_COLUMNS = ("prompt_ids", "chosen_ids", "rejected_ids")
 CACHE_TAG = "c2-shared-response-ref-logps/1"  # in the cache fingerprint: never stock's file
 
 
 # ---------------------------------------------------------------- trainer
-
-
-def unsupported_options(args: Any) -> list[str]:
-    """DPOConfig settings the shared-response loss cannot reproduce (empty: all fine).
-
-    Only DPO's sigmoid loss on reverse-KL rewards decomposes into per-response
-    log-probabilities; LD-DPO and WPO weights depend on both sides of each pair.
-    """
-    problems = []
-    if list(args.loss_type) != ["sigmoid"]:
-        problems.append(f"loss_type={args.loss_type} (only 'sigmoid', DPO's loss)")
-    if args.f_divergence_type != "reverse_kl":
-        problems.append(f"f_divergence_type={args.f_divergence_type!r}")
-    if args.ld_alpha is not None:
-        problems.append("ld_alpha (its weights depend on both sides of a pair)")
-    if args.use_weighting:
-        problems.append("use_weighting (its weights depend on both sides of a pair)")
-    strategy = getattr(args, "train_sampling_strategy", "random")
-    if strategy != "random":
-        problems.append(f"train_sampling_strategy={strategy!r} (batches are whole requests)")
-    return problems
 
 
 class SharedResponseDPOTrainer(DPOTrainer):
@@ -176,6 +158,7 @@ class SharedResponseDPOTrainer(DPOTrainer):
             shuffle=is_training,
             seed=seed,
             drop_last=self.args.dataloader_drop_last,
+            num_processes=self.accelerator.num_processes,  # evaluation: no pair counted twice
         )
         params: dict[str, Any] = {
             "batch_sampler": sampler,
