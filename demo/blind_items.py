@@ -9,6 +9,9 @@ no condition, k or verdict in what the reader sees. ``key.json`` unblinds them a
     python demo/blind_items.py runs/demo runs/demo/blind     # items.jsonl, key.json, second.txt
 
 The items hold model text and the request: keep them out of the repository (runs/ is ignored).
+
+No longer a step of the demo (its blind sample is now ``c2-judge audit prepare``); kept because
+experiments/blind_reading/blind_read.py imports it to reproduce the dated blind reading.
 """
 
 from __future__ import annotations

@@ -25,14 +25,15 @@ what a user runs):
 8. ``c2-report`` the table, the Corr@k plot and the sample viewer (``--html``);
 9. the paired before/after difference of Corr_mean with a bootstrap over rows
    (demo/compare.py) and the share of degenerate continuations;
-10. the blind items for a reader (demo/blind_items.py; experiments/blind_reading/): both
-   evaluations' continuations shuffled together, to check the judge's effect by reading.
+10. ``c2-judge audit prepare`` both evaluations: a seeded, blind, uniform random sample of the
+   same paths in both runs, stratified by k, for a reader to label; ``c2-judge audit score``
+   then corrects the judge's Corr@k and before/after difference by the labels (PPI++).
 
 Whatever the effect is, it is reported as measured, with the number of paths behind each figure.
 Choices of steps 3 and 4 were measured (experiments/demo-notes.md, experiments/synth_choices.py).
 The demo's helpers (settings.py: the sizes and why; steps.py: running the commands; compare.py:
-the before/after numbers; plain_answers.py, blind_items.py) sit beside this file and are
-imported the way a script imports its siblings: Python puts the script's folder first on the path.
+the before/after numbers; plain_answers.py) sit beside this file and are imported the way a
+script imports its siblings: Python puts the script's folder first on the path.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ import argparse
 import json
 import math
 import os
+import shlex
 import sys
 import time
 from dataclasses import asdict, replace
@@ -116,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-epochs", type=float, help="override the DPO epochs")
     parser.add_argument("--train-max-steps", type=int, help="override the DPO step cap")
     parser.add_argument(
+        "--audit-n", type=int, help="override the paths per run drawn for the blind audit"
+    )
+    parser.add_argument(
         "--judge",
         choices=("probe", "rule"),
         help="judge of both evaluations and of the C²-SYN gate (default: probe, the validated "
@@ -132,7 +137,17 @@ def main(argv: list[str] | None = None) -> int:
         train_max_steps=args.train_max_steps or sizes.train_max_steps,
         judge=args.judge or sizes.judge,
     )
+    paths_per_run = sizes.eval_rows * 8  # one sampled path per row and prefill length
     # every check before any expensive work
+    if args.audit_n is not None and not 1 <= args.audit_n <= paths_per_run:
+        print(
+            f"demo: error: --audit-n {args.audit_n}: a run of {paths_per_run} paths takes 1 to "
+            f"{paths_per_run}",
+            file=sys.stderr,
+        )
+        return 2
+    # a smaller --eval-rows shrinks the default sample with the runs
+    sizes = replace(sizes, audit_n=min(args.audit_n or sizes.audit_n, paths_per_run))
     if not args.data.is_file():
         print(
             f"demo: error: C²-EVAL rows not found at {args.data} (pass --data FILE)",
@@ -176,7 +191,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{sizes.train_correction_sft_weight}), {sizes.train_epochs} epoch(s) over the kept requests "
         f"(at most {sizes.train_max_steps} steps), {sizes.train_batch} request(s) (15 pairs "
         f"each) per step, learning rate {sizes.train_learning_rate}, max_length "
-        f"{sizes.train_max_length} (LoRA, CPU recipe)"
+        f"{sizes.train_max_length} (LoRA, CPU recipe)\n"
+        f"  audit: {sizes.audit_n} of each run's {paths_per_run} paths (the same in both), "
+        "drawn blind for labelling"
     )
     timings: dict[str, float] = {}
     total = time.perf_counter()
@@ -343,10 +360,21 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     summary = demo_summary(out, sizes.judge)
     timings["compare"] = round(time.perf_counter() - start, 1)
+    audit_dir = out / "audit"
     run(
-        "blind items",
-        [sys.executable, str(ROOT / "demo" / "blind_items.py"), str(out), str(out / "blind")],
-        logs / "blind_items.log",
+        "audit prepare",
+        [
+            bin_of("c2-judge"),
+            "audit",
+            "prepare",
+            str(out / "eval_before"),
+            str(out / "eval_after"),
+            "--n",
+            str(sizes.audit_n),
+            "-o",
+            str(audit_dir),
+        ],
+        logs / "audit_prepare.log",
         timings,
     )
     timings["total"] = round(time.perf_counter() - total, 1)
@@ -358,11 +386,28 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("\n" + table)
     print("demo timings (s):", json.dumps(timings))
+    from cc_tasks.results.audit import ITEMS_FILE, PAGE_FILE
+
+    labels_file = audit_dir / "labels.jsonl"
     print(
-        f"blind reading: give {out / 'blind' / 'items.jsonl'} and "
-        "experiments/blind_reading/BLIND_READING.md to a reader (and second.txt to a second "
-        "one), then python -m experiments.blind_reading.blind_read score "
-        f"{out / 'blind'}"
+        f"audit: label {audit_dir / PAGE_FILE} in a browser (y / n, e exports) and save the "
+        f"export as {labels_file}, or label {audit_dir / ITEMS_FILE} by script or API into "
+        'the same file ({"id", "label": "yes"|"no", "labeller"} per line), then\n  '
+        + shlex.join(
+            [
+                "c2-judge",
+                "audit",
+                "score",
+                str(out / "eval_before"),
+                str(out / "eval_after"),
+                "--audit",
+                str(audit_dir),
+                "--labels",
+                str(labels_file),
+            ]
+        )
+        + "\n  prints the judge's agreement with the labels and the corrected before/after "
+        "difference beside the judge's raw one"
     )
     print(
         f"table: {out / 'report' / 'before_after.md'} and {out / 'report' / 'report.md'}\n"

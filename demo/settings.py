@@ -37,6 +37,7 @@ class Sizes:
     judge: str  # eval before/after and the C²-SYN gate
     gate_action: str  # drop | flag requests that fail the gate
     plain_max_new_tokens: int
+    audit_n: int  # c2-judge audit prepare --n: paths per run drawn for blind labelling
 
 
 # The synthesiser's system prompts measured by experiments/synth_choices.py. The demo
@@ -79,6 +80,10 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     # data) and the card and summary report the rates; 8 new tokens rarely pass a gate either
     "gate_action": ("flag", "flag"),
     "plain_max_new_tokens": (64, 8),
+    # paths per run drawn for the blind audit (c2-judge audit prepare --n; the same paths in both
+    # runs): 150 of a full run's 320, the least the corrected difference is read from
+    # (`c2-judge audit budget` prints the interval it buys); the quick run's 16 take 8, one per k
+    "audit_n": (150, 8),
 }
 FULL = Sizes(**{name: full for name, (full, _) in SETTINGS.items()})
 QUICK = Sizes(**{name: quick for name, (_, quick) in SETTINGS.items()})

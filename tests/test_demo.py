@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from demo.compare import degenerate, degenerate_share, paired_difference, phrase_counts
-from demo.steps import Step, run_parallel
+from demo.steps import Step, bin_of, run_parallel
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -110,6 +111,7 @@ def test_quick_demo_runs_every_step(c2_eval_rows_path: Path, tmp_path: Path) -> 
         "eval after",
         "plain answers",
         "report",
+        "audit prepare",
     }
     if judge != "rule":
         steps |= {"re-judge before (rule)", "re-judge after (rule)"}
@@ -143,11 +145,27 @@ def test_quick_demo_runs_every_step(c2_eval_rows_path: Path, tmp_path: Path) -> 
         assert block["difference"] == pytest.approx(block["after"] - block["before"])
     assert summary["before_after"]["degenerate_continuations"]["before"]["paths"] == 16
     assert summary["before_after"]["phrases"]["after"]["paths"] == 16
-    # the blind items: both evaluations' 2 x 16 paths, no condition or verdict in what is shown
-    items = [json.loads(x) for x in (out / "blind" / "items.jsonl").read_text().splitlines()]
-    assert len(items) == 32 and set(items[0]) == {"id", "request", "prefill", "continuation"}
-    key = json.loads((out / "blind" / "key.json").read_text())
-    assert sorted(v["condition"] for v in key.values()).count("after") == 16
+    # the audit sample: the same 8 of each evaluation's 16 paths, one per k, blind to the
+    # labeller (no verdict, run or condition in the page or the items; the key holds them)
+    audit_dir = out / "audit"
+    page = (audit_dir / "audit.html").read_text()
+    items_text = (audit_dir / "items.jsonl").read_text()
+    items = [json.loads(x) for x in items_text.splitlines()]
+    assert len(items) == 2 * summary["sizes"]["audit_n"] == 16
+    assert all(set(item) == {"id", "request", "prefill", "continuation"} for item in items)
+    for text in (page, items_text):
+        assert "eval_before" not in text and "eval_after" not in text and str(out) not in text
+        assert '"label"' not in text and '"judge"' not in text and "verdict" not in text
+        assert "filtered_resps" not in text
+    key = json.loads((audit_dir / "key.json").read_text())
+    runs = [Path(r["folder"]).relative_to(out).parts[0] for r in key["runs"]]
+    assert runs == ["eval_before", "eval_after"]
+    assert set(key["items"]) == {item["id"] for item in items}
+    drawn = {0: set(), 1: set()}  # run index -> (k, row, path) drawn
+    for entry in key["items"].values():
+        drawn[entry["run"]].add((entry["k"], entry["row"], entry["path"]))
+    assert key["paired"] and drawn[0] == drawn[1] and len(drawn[0]) == 8
+    assert {k for k, _, _ in drawn[0]} == set(range(10, 81, 10))  # every k of both runs
     assert "Corr_mean" in (out / "report" / "before_after.md").read_text()
     plain = json.loads((out / "plain_answers.json").read_text())
     assert len(plain["answers"]) == 5 and all(a["before"] for a in plain["answers"])
@@ -159,6 +177,38 @@ def test_quick_demo_runs_every_step(c2_eval_rows_path: Path, tmp_path: Path) -> 
     # synthesised with the request's opener shared by r1..r5 (c2-syn --openers shared)
     row = ds[0]
     assert summary["sizes"]["syn_openers"] == "shared" and len(set(row["opener"])) == 1
+    # the demo's next step works: the score command it prints, on labels written here
+    # (every item "no" but one), corrects both runs and their difference
+    command = next(
+        shlex.split(line) for line in proc.stdout.splitlines() if " audit score " in line
+    )
+    labels = Path(command[command.index("--labels") + 1])
+    assert labels.parent == audit_dir and not labels.exists()
+    labels.write_text(
+        "".join(
+            json.dumps({"id": item["id"], "label": "yes" if i == 0 else "no", "labeller": "test"})
+            + "\n"
+            for i, item in enumerate(items)
+        )
+    )
+    scored = subprocess.run(
+        [bin_of("c2-judge"), *command[1:]],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert scored.returncode == 0, scored.stdout[-3000:] + scored.stderr[-3000:]
+    assert "difference" in scored.stdout and "audited" in scored.stdout
+    audit = json.loads((audit_dir / "audit.json").read_text())
+    assert [b["labels"] for b in audit["runs"]] == [8, 8]
+    # the one "yes" label, in one of the two runs
+    assert sum(sum(b["agreement"]["confusion"]["yes"].values()) for b in audit["runs"]) == 1
+    d = audit["difference"]
+    assert d["paired_k"] == 8 and -1 <= d["ci95"][0] <= d["estimate"] <= d["ci95"][1] <= 1
+    for entry in key["runs"]:  # beside each run, where c2-report finds it
+        assert (Path(entry["folder"]) / "audit.json").is_file()
 
 
 def test_blind_read_unblinds_labels_into_paired_corr_and_judge_agreement(tmp_path: Path) -> None:
