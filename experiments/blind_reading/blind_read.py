@@ -4,7 +4,7 @@ The demo's numbers come from the offline ``probe`` judge, validated on the gold 
 agreement on the *embedded model's own* continuations is far lower than on the whole test split
 (docs/measurements.md). So the demo's before/after samples are also labelled by a reader, with
 the gold set's rubric (cc_tasks/judges/gold/RUBRIC.md) and BLIND_READING.md (beside this file),
-**blind**: ``demo/blind_items.py`` (a step of the demo) shuffles them together (before and after
+**blind**: ``blind_items.py`` beside this file (the demo's last step before it used ``c2-judge audit``) shuffles them together (before and after
 mixed, seeded from the item keys) under opaque ids, and the reader never sees the condition,
 the k or any judge's verdict. Run from the repository root:
 
@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from demo.blind_items import CONDITIONS, prepare
+from experiments.blind_reading.blind_items import CONDITIONS, prepare
 
 READER_FIELDS = ("id", "label")
 

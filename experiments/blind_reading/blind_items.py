@@ -1,4 +1,4 @@
-"""The demo's blind items: both evaluations' continuations, shuffled together for a reader.
+"""Blind items of a demo run (the dated blind reading): both evaluations' continuations, shuffled together for a reader.
 
 Why: the demo's judge is a screen, not a measurement (its agreement with readers on an
 adapter's continuations is low; docs/measurements.md), so the demo hands its samples to a reader
@@ -6,12 +6,12 @@ adapter's continuations is low; docs/measurements.md), so the demo hands its sam
 no condition, k or verdict in what the reader sees. ``key.json`` unblinds them afterwards
 (``python -m experiments.blind_reading.blind_read score``; experiments/blind_reading/).
 
-    python demo/blind_items.py runs/demo runs/demo/blind     # items.jsonl, key.json, second.txt
+    python -m experiments.blind_reading.blind_items runs/demo runs/demo/blind   # items.jsonl, key.json, second.txt
 
 The items hold model text and the request: keep them out of the repository (runs/ is ignored).
 
-No longer a step of the demo (its blind sample is now ``c2-judge audit prepare``); kept because
-experiments/blind_reading/blind_read.py imports it to reproduce the dated blind reading.
+No longer a step of the demo (its blind sample is now ``c2-judge audit prepare``); kept here so
+the dated blind reading can be reproduced.
 """
 
 from __future__ import annotations
