@@ -22,7 +22,8 @@ from .schema import FULL_ROWS, Run, json_safe
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 CAPTION = (
-    "Bars: 95% Wilson score interval of each Corr@k (n = judged paths per point, in the legend). "
+    "Bars: 95% Wilson score interval of each Corr@k (n = judged paths per point, in the legend); "
+    "audited rows: the PPI++ 95% normal interval (n = labelled paths). "
     "Mean: Corr_mean [95% bootstrap over rows; Wilson over rows where every resample agrees]. "
     "Dashed, hollow: partial run (< {full} rows or "
     "--limit): a smoke test. Runs are offset slightly along k so that they do not hide each other."
