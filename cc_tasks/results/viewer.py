@@ -358,16 +358,14 @@ def _provenance_html(provenance: dict[str, Any]) -> str:
     return f"<details><summary>show</summary><pre>{html.escape(text)}</pre></details>"
 
 
-def _csp_hash(text: str) -> str:
-    digest = hashlib.sha256(text.encode("utf-8")).digest()
-    return "'sha256-" + base64.b64encode(digest).decode("ascii") + "'"
-
-
-def _inline(template: str, tag: str) -> str:
+def inline_hash(template: str, tag: str) -> str:
+    """The CSP source (``'sha256-...'``) of a page template's one inline ``<style>``/``<script>``:
+    the pages allow exactly their own inline code and nothing else."""
     match = re.search(rf"<{tag}>(.*?)</{tag}>", template, re.S)
     if not match:
-        raise RuntimeError(f"viewer template: no inline <{tag}>")
-    return match.group(1)
+        raise RuntimeError(f"page template: no inline <{tag}>")
+    digest = hashlib.sha256(match.group(1).encode("utf-8")).digest()
+    return "'sha256-" + base64.b64encode(digest).decode("ascii") + "'"
 
 
 def load_template() -> str:
@@ -386,8 +384,8 @@ def render(
     template = load_template()
     csp = (
         "default-src 'none'; img-src data:; "
-        f"style-src {_csp_hash(_inline(template, 'style'))}; "
-        f"script-src {_csp_hash(_inline(template, 'script'))}; "
+        f"style-src {inline_hash(template, 'style')}; "
+        f"script-src {inline_hash(template, 'script')}; "
         "base-uri 'none'; form-action 'none'"
     )
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -9,31 +9,17 @@ audit's token, and exported as the labels JSONL that ``c2-judge audit score`` re
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import html
 import re
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from typing import Any
 
-from ..viewer import json_for_script
+from ..viewer import inline_hash, json_for_script
 
 TEMPLATE = "page.html"
 PAGE_FILE = "audit.html"
 _PLACEHOLDER = re.compile(r"\{\{([A-Z]+)\}\}")
-
-
-def _csp_hash(text: str) -> str:
-    digest = hashlib.sha256(text.encode("utf-8")).digest()
-    return "'sha256-" + base64.b64encode(digest).decode("ascii") + "'"
-
-
-def _inline(template: str, tag: str) -> str:
-    match = re.search(rf"<{tag}>(.*?)</{tag}>", template, re.S)
-    if not match:
-        raise RuntimeError(f"audit page template: no inline <{tag}>")
-    return match.group(1)
 
 
 def rubric() -> str:
@@ -48,8 +34,8 @@ def render(items: Sequence[Mapping[str, Any]], token: str) -> str:
     )
     csp = (
         "default-src 'none'; "
-        f"style-src {_csp_hash(_inline(template, 'style'))}; "
-        f"script-src {_csp_hash(_inline(template, 'script'))}; "
+        f"style-src {inline_hash(template, 'style')}; "
+        f"script-src {inline_hash(template, 'script')}; "
         "base-uri 'none'; form-action 'none'"
     )
     shown = [
