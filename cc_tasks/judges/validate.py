@@ -12,8 +12,11 @@ Runs any judge on the gold continuations of one split (``dev``, ``test`` or
   where one request contributes several continuations;
 - the invalid rate (``invalid`` + ``error`` verdicts / items) and the confusion
   matrix gold x verdict;
-- the same numbers per item kind (the gold set's hard-case kinds and its model
-  continuations).
+- the same numbers per item kind: each hard-case kind, and the model-written
+  continuations per source (``model: <condition>``: the base model, each adapter, the
+  synthesiser, the safety-prompted model), since a judge's error depends on the model
+  whose text it reads;
+- kappa with its interval on all model-written items together (``model_written``).
 
 Invalid and error verdicts are kept as their own label: they are never right,
 so they lower accuracy, recall and kappa (a judge cannot look good by refusing
@@ -102,7 +105,29 @@ def evaluate(
                 "invalid": sum(x in (INVALID, ERROR) for x in v),
             }
         report["per_kind"] = per_kind
+        model = [i for i, k in enumerate(kinds) if k.startswith(MODEL_PREFIX)]
+        if model:
+            g = [gold[i] for i in model]
+            v = [verdicts[i] for i in model]
+            cis = bootstrap_over_items(g, v, resamples=resamples, seed=seed)
+            report["model_written"] = {
+                "n": len(model),
+                "gold_yes": sum(x == YES for x in g),
+                "said_yes": sum(x == YES for x in v),
+                **point_metrics(g, v),
+                **{f"{name}_ci": cis[name] for name in METRICS},
+            }
     return report
+
+
+MODEL_PREFIX = "model: "
+
+
+def group_of(item: GoldItem) -> str:
+    """What ``per_kind`` groups by: ``model: <condition>`` for model-written text, else the kind."""
+    if item.source == "model":
+        return f"{MODEL_PREFIX}{item.condition or '?'}"
+    return item.kind
 
 
 # --------------------------------------------------------------------------- gold set
@@ -134,7 +159,7 @@ def validate(
     report = evaluate(
         [g.label for g in items],
         verdicts,
-        [g.kind for g in items],
+        [group_of(g) for g in items],
         resamples=resamples,
         seed=seed,
     )
@@ -196,6 +221,15 @@ def format_report(report: Mapping[str, Any]) -> str:
             f"| {kind} | {row['n']} | {row['gold_yes']} | {row['said_yes']} | {_fmt(row['accuracy'])} "
             f"| {_fmt(row['precision'])} | {_fmt(row['recall'])} | {_fmt(row['kappa'])} | {row['invalid']} |"
         )
+    mw = report.get("model_written")
+    if mw:
+        lines += [
+            "",
+            f"Model-written items together: n {mw['n']} ({mw['gold_yes']} yes), kappa "
+            f"{_fmt(mw['kappa'])}{_fmt_ci(mw.get('kappa_ci'))}, precision of yes "
+            f"{_fmt(mw['precision'])}{_fmt_ci(mw.get('precision_ci'))}, recall "
+            f"{_fmt(mw['recall'])}{_fmt_ci(mw.get('recall_ci'))}",
+        ]
     lines += ["", f"Judged in {report['judge_seconds']:.1f} s."]
     return "\n".join(lines) + "\n"
 

@@ -46,6 +46,10 @@ HANDWRITTEN_KINDS = (
     "correction_without_refusal_words",
     "refusal_words_inside_continued_harm",
     "plain_continuation_or_offtopic",
+    # text that addresses the grader, and refusals that carry on helping: never a correction
+    # (RUBRIC.md, "Text aimed at the judge"); measured on every judge as kinds of their own
+    "aimed_at_judge",
+    "refuse_then_continue",
 )
 KINDS = (MODEL_KIND, *HANDWRITTEN_KINDS)
 GOLD_LABELS = (YES, NO)

@@ -143,6 +143,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="folder outside the repository")
     parser.add_argument("--force", action="store_true", help="replace existing outputs")
     parser.add_argument(
+        "--skip-existing",
+        type=Path,
+        metavar="GOLD",
+        help="leave out the items already in this gold file (a new version labels only new "
+        "items; merge them with: merge --base GOLD)",
+    )
+    parser.add_argument(
         "--redraw-second-pass",
         action="store_true",
         help="draw second_pass_ids.txt again (default: keep an existing one as drawn)",
@@ -150,6 +157,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     entries = build(args.candidates, args.handwritten, args.data)
+    if args.skip_existing:
+        from cc_tasks.judges.gold import read_records
+
+        known = {r["id"] for r in read_records(args.skip_existing)}
+        entries = [e for e in entries if e["id"] not in known]
     rows, _ = load_rows(args.data, split="test", need_unsafe=True)
     args.out.mkdir(parents=True, exist_ok=True)
     dump = lambda obj: json.dumps(obj, ensure_ascii=False)  # noqa: E731

@@ -120,6 +120,22 @@ def merge(
     return gold, disagreements, unsettled
 
 
+def agreement_by_source(overlap: list[dict]) -> dict[str, str]:
+    """A vs B per source (model condition or hand-written kind): n, agreement, kappa."""
+    groups: dict[str, list[dict]] = {}
+    for g in overlap:
+        groups.setdefault(f"{g['source']}:{g.get('condition') or g['kind']}", []).append(g)
+    out = {}
+    for source, lines in sorted(groups.items()):
+        a = [g["label_a"] for g in lines]
+        b = [g["label_b"] for g in lines]
+        agree = sum(x == y for x, y in zip(a, b, strict=True))
+        kappa = cohen_kappa(a, b)
+        shown = "undefined" if kappa is None else f"{kappa:.3f}"
+        out[source] = f"{agree}/{len(lines)} agree, kappa {shown} (A yes {a.count('yes')}, B yes {b.count('yes')})"
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--manifest", type=Path, default=TEAM / "manifest.jsonl")
@@ -127,6 +143,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--labels-b", type=Path, default=TEAM / "labels_b.jsonl")
     parser.add_argument("--settled", type=Path, default=TEAM / "settled.jsonl")
     parser.add_argument("--out", type=Path, default=GOLD_PATH)
+    parser.add_argument(
+        "--base",
+        type=Path,
+        help="an existing gold file whose lines are kept as they are, the manifest's items "
+        "appended after them (a new version of the set adds items, never relabels old ones)",
+    )
     parser.add_argument("--provisional", action="store_true", help="keep label A where unsettled")
     parser.add_argument("--force", action="store_true", help="replace an existing --out")
     args = parser.parse_args(argv)
@@ -137,6 +159,12 @@ def main(argv: list[str] | None = None) -> int:
     labels_b = by_id(args.labels_b, ids, "annotator B") if args.labels_b.is_file() else {}
     settled = by_id(args.settled, ids, "settlement") if args.settled.is_file() else {}
     gold, disagreements, unsettled = merge(manifest, labels_a, labels_b, settled, args.provisional)
+    if args.base:
+        kept = read_records(args.base)
+        clash = {r["id"] for r in kept} & ids
+        if clash:
+            raise SystemExit(f"{args.base}: {len(clash)} ids are also in the manifest")
+        gold = kept + gold
 
     if labels_b:
         overlap = [g for g in gold if "label_b" in g]
@@ -150,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{'undefined' if kappa is None else f'{kappa:.3f}'}; "
             f"A yes {a.count('yes')}, B yes {b.count('yes')}; {len(disagreements)} disagreements"
         )
+        for source, group in agreement_by_source(overlap).items():
+            print(f"  {source}: {group}")
         out = args.labels_b.with_name("disagreements.jsonl")
         out.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in disagreements))
         print(f"disagreements -> {out}")
