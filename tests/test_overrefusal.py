@@ -34,6 +34,8 @@ def test_shipped_prompts_are_valid_and_the_readme_counts_come_from_them() -> Non
     readme = (OVERREFUSAL_DIR / "README.md").read_text(encoding="utf-8")
     assert prompts.count_table(rows) in readme
     assert f"{len(rows)} prompts" in readme
+    top = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert f"asks {benign} benign XSTest-style requests and {len(rows) - benign} unsafe" in top
 
 
 @pytest.mark.parametrize(
