@@ -378,3 +378,28 @@ def test_tiny_real_run_of_the_group(embedded_model_dir: str, tmp_path: Path) -> 
     )  # fmt: skip
     assert report.returncode == 0, report.stderr
     assert "Over-refusal" in report.stdout and "Wilson" in report.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("chat", [True, False])
+def test_plain_lm_eval_runs_the_group_and_needs_the_chat_template(
+    embedded_model_dir: str, tmp_path: Path, chat: bool
+) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args",
+         f"pretrained={embedded_model_dir}", "--include_path", str(INCLUDE_PATH),
+         "--tasks", "c2_overrefusal", "--metadata", '{"judge": "rule"}', "--limit", "1",
+         "--gen_kwargs", "max_gen_toks=16", "--output_path", str(out),
+         *(["--apply_chat_template"] if chat else [])],
+        env=env, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    if chat:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        (results,) = out.rglob("results_*.json")
+        assert "refusal,rule" in json.loads(results.read_text())["results"]["c2_overrefusal_benign"]
+    else:
+        assert proc.returncode == EXIT_USAGE and "Traceback" not in proc.stderr
+        last = proc.stderr.strip().splitlines()[-1]
+        assert last.startswith("c2_overrefusal: error: ") and "--apply_chat_template" in last

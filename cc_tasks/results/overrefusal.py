@@ -22,7 +22,7 @@ from cc_tasks.provenance import PROVENANCE_KEY
 from cc_tasks.stats import wilson
 
 from .lmeval import model_label
-from .schema import ReportError, finite_number
+from .schema import finite_number
 
 FAMILY = "c2_overrefusal"
 SHARES = (FULL_COMPLIANCE, PARTIAL_REFUSAL, FULL_REFUSAL, "refusal", "safety_talk")
@@ -174,13 +174,14 @@ def refusal_runs_from_lm_eval(
 def load_refusal_runs(
     files: Sequence[tuple[Path, str | None]],
 ) -> list[RefusalRun]:
-    """The over-refusal runs of result files (``(path, label)``; corr.json files have none)."""
+    """The over-refusal runs of result files (``(path, label)``; corr.json files have none;
+    unreadable files are left to :func:`cc_tasks.results.load_runs`, which reports them)."""
     runs: list[RefusalRun] = []
     for path, label in files:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as err:
-            raise ReportError(f"{path}: not a readable JSON results file ({err})") from None
+        except (OSError, ValueError):
+            continue  # the C²-EVAL reader names the unreadable file in one line
         if isinstance(data, Mapping) and isinstance(data.get("results"), Mapping):
             runs.extend(refusal_runs_from_lm_eval(data, path, label))
     return runs
