@@ -407,3 +407,25 @@ def test_plain_lm_eval_runs_the_group_and_needs_the_chat_template(
         assert proc.returncode == EXIT_USAGE and "Traceback" not in proc.stderr
         last = proc.stderr.strip().splitlines()[-1]
         assert last.startswith("c2_overrefusal: error: ") and "--apply_chat_template" in last
+
+
+def test_per_class_precision_recall_and_kappa_interval() -> None:
+    from cc_tasks.stats import bootstrap_kappa, per_class
+
+    truth = ["full_compliance"] * 3 + ["full_refusal"] * 2
+    said = ["full_compliance", "full_compliance", "invalid", "full_refusal", "full_compliance"]
+    rows = per_class(truth, said, ("full_compliance", "partial_refusal", "full_refusal"))
+    assert (
+        rows["full_compliance"]["precision"] == 2 / 3 and rows["full_compliance"]["recall"] == 2 / 3
+    )
+    assert rows["full_compliance"]["precision_ci"] == list(wilson(2, 3))
+    assert (
+        rows["partial_refusal"]["precision"] is None and rows["partial_refusal"]["recall"] is None
+    )
+    assert rows["full_refusal"] == {
+        "gold": 2, "said": 1, "agree": 1, "precision": 1.0, "precision_ci": list(wilson(1, 1)),
+        "recall": 0.5, "recall_ci": list(wilson(1, 2)),
+    }  # fmt: skip
+    ci = bootstrap_kappa(truth, said, resamples=200, seed=0)
+    assert ci is not None and -1 <= ci[0] <= ci[1] <= 1
+    assert ci == bootstrap_kappa(truth, said, resamples=200, seed=0)  # seeded

@@ -7,11 +7,15 @@ Usage::
 
 It runs ``lm-eval run`` in this process (:class:`LmEvalCli`) with, unless given:
 ``--tasks c2_eval``, ``--apply_chat_template``, ``--model hf`` with
-``pretrained=<embedded SmolLM2 folder>``; it always adds this package's task
-folder to ``--include_path``. Its own flags (below) become lm-eval
-``--metadata`` keys; every other argument goes to lm-eval unchanged. When every
-requested task is a C²-EVAL task, lm-eval indexes only the include path (not
-its built-in tasks), which saves ~15 s of start-up.
+``pretrained=<embedded SmolLM2 folder>``; it always adds this package's folder
+(both task folders, C²-EVAL and over-refusal) to ``--include_path``. Its own flags
+(below) become lm-eval ``--metadata`` keys; every other argument goes to lm-eval
+unchanged. When every requested task is one of this package's, lm-eval indexes only
+the include path (not its built-in tasks), which saves ~15 s of start-up.
+
+Over-refusal tasks (``--tasks c2_overrefusal``, method section 2.9) get their prompts
+(``--overrefusal-data``) and their judge checked before the model loads too, and after
+the run a line per subtask with each share and its 95% Wilson interval.
 
 Before lm-eval loads any model it checks ``--tasks`` and ``--limit``, validates
 the data (every row), builds and checks the judge (``judge.check()``) and, for
