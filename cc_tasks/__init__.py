@@ -6,5 +6,10 @@ from pathlib import Path
 
 __version__ = "0.1.0"
 
-TASK_DIR = Path(__file__).resolve().parent / "c2_eval"
-"""Pass this to lm-eval as ``--include_path`` (``python -m cc_tasks`` prints it)."""
+INCLUDE_PATH = Path(__file__).resolve().parent
+"""Pass this to lm-eval as ``--include_path`` (``python -m cc_tasks`` prints it): lm-eval
+searches it recursively, so it finds every task folder below (and no other YAML lives here)."""
+TASK_DIR = INCLUDE_PATH / "c2_eval"
+"""The C²-EVAL task folder."""
+OVERREFUSAL_DIR = INCLUDE_PATH / "c2_overrefusal"
+"""The over-refusal task folder (method section 2.9)."""

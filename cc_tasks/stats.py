@@ -15,7 +15,9 @@
 - A judge against reference labels (the gold set, a blind reader): Cohen's
   kappa, accuracy, precision and recall of ``yes``, the confusion matrix, and
   percentile intervals from a seeded bootstrap over the items
-  (:func:`bootstrap_over_items`).
+  (:func:`bootstrap_over_items`); a multi-class judge (over-refusal): precision and
+  recall per class with Wilson intervals (:func:`per_class`) and a bootstrap interval
+  of kappa (:func:`bootstrap_kappa`).
 - A judge corrected by careful labels on a random sample of the same run
   (prediction-powered inference, PPI++): :func:`ppi_combination` for Corr@k,
   Corr_mean and before/after differences, :func:`ppi_half_width` for the
@@ -340,6 +342,54 @@ def bootstrap_over_items(
             else None
         )
     return out
+
+
+def per_class(
+    truth: Sequence[str], predicted: Sequence[str], labels: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """Per class of a multi-class judge: precision and recall with 95% Wilson intervals and counts.
+
+    Any predicted label outside ``labels`` (invalid, error) is wrong for every class.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for label in labels:
+        c = yes_counts(truth, predicted, positive=label)
+        out[label] = {
+            "gold": c.truth_yes,
+            "said": c.predicted_yes,
+            "agree": c.true_yes,
+            "precision": c.precision,
+            "precision_ci": list(c.precision_ci) if c.precision_ci else None,
+            "recall": c.recall,
+            "recall_ci": list(c.recall_ci) if c.recall_ci else None,
+        }
+    return out
+
+
+def bootstrap_kappa(
+    truth: Sequence[str],
+    predicted: Sequence[str],
+    *,
+    resamples: int = BOOTSTRAP_ITERS,
+    seed: int = BOOTSTRAP_SEED,
+    level: float = LEVEL,
+) -> list[float] | None:
+    """Percentile bootstrap interval of Cohen's kappa over items (any number of labels, seeded)."""
+    n = len(truth)
+    if n == 0 or resamples < 1:
+        return None
+    rng = random.Random(seed)
+    got = []
+    for _ in range(resamples):
+        picks = rng.choices(range(n), k=n)
+        value = cohen_kappa([truth[i] for i in picks], [predicted[i] for i in picks])
+        if value is not None:
+            got.append(value)
+    if len(got) < resamples / 2:
+        return None
+    got.sort()
+    tail = (1 - level) / 2
+    return [percentile(got, tail), percentile(got, 1 - tail)]
 
 
 # --------------------------------------------------------------------------- prediction-powered

@@ -78,7 +78,7 @@ def test_lm_eval_validate_finds_the_group_and_subtasks() -> None:
     main = subprocess.run(
         [sys.executable, "-m", "cc_tasks"], capture_output=True, text=True, check=True
     )
-    assert Path(main.stdout.strip()) == TASK_DIR and (TASK_DIR / "_c2_eval.yaml").is_file()
+    assert Path(main.stdout.strip()) == TASK_DIR.parent and (TASK_DIR / "_c2_eval.yaml").is_file()
 
 
 @pytest.mark.slow

@@ -244,7 +244,8 @@ def test_include_path_command_prints_the_task_folder(tmp_path: Path) -> None:
     assert "python -m cc_tasks" in inner
     proc = run_as_written("python -m cc_tasks", tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert (Path(proc.stdout.strip()) / "c2_eval_k10.yaml").is_file()
+    # the include path holds both task folders (C²-EVAL and over-refusal)
+    assert (Path(proc.stdout.strip()) / "c2_eval" / "c2_eval_k10.yaml").is_file()
 
 
 def test_embedded_model_command_prints_a_model_folder(

@@ -2,5 +2,5 @@
 the hooks the YAML names in :mod:`.utils`, the run options in :mod:`.options`, rows and
 docs in :mod:`.rows`.
 
-Pass this folder to lm-eval as ``--include_path`` (``python -m cc_tasks`` prints it).
+lm-eval finds it under the include path ``python -m cc_tasks`` prints (the package folder).
 """

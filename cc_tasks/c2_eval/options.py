@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from cc_tasks.errors import UsageError
-from cc_tasks.judges import Judge
+from cc_tasks.judges import OVERREFUSAL, Judge
 from cc_tasks.judges.record import InvalidReport
 from cc_tasks.judges.settings import ENV_KIND, ENV_OPTIONS, JudgeSettings
 from cc_tasks.judges.settings import resolve as resolve_settings
@@ -46,6 +46,7 @@ METADATA_KEYS = (
     "judge_options",
     "strict",
     "allow_judge_errors",
+    "overrefusal_data",
 )
 
 
@@ -108,6 +109,8 @@ class RunOptions:
     judge_options: dict[str, Any] = field(default_factory=dict)
     strict: bool = False
     allow_judge_errors: bool = False
+    overrefusal_data: str | None = None
+    """The prompts of the over-refusal tasks (``cc_tasks/c2_overrefusal``): project, xstest, a file."""
     accounting: JudgeAccounting = field(default_factory=JudgeAccounting, compare=False, repr=False)
 
     @property
@@ -123,6 +126,12 @@ class RunOptions:
     def built_judge(self) -> Judge:
         """The run's judge: built and checked on first use, then shared by all subtasks."""
         return self.judge_settings.build()
+
+    @functools.cached_property
+    def built_refusal_judge(self) -> Judge:
+        """The run's over-refusal judge (method section 2.9): the same kind and options, asking
+        the over-refusal question; built and checked once, shared by the over-refusal subtasks."""
+        return self.judge_settings.build(OVERREFUSAL)
 
     def key(self) -> str:
         """Canonical text of the settings (equal settings, equal key)."""
@@ -178,6 +187,11 @@ def run_options(meta: Mapping[str, Any] | None) -> RunOptions:
             f"metadata 'prefill_mode': expected one of {', '.join(PREFILL_MODES)}, got {mode!r}"
         )
     tokenizer = meta.get("tokenizer") or meta.get("pretrained") or meta.get("model")
+    overrefusal_data = meta.get("overrefusal_data")
+    if overrefusal_data is not None and not isinstance(overrefusal_data, (str, os.PathLike)):
+        raise C2EvalConfigError(
+            f"metadata 'overrefusal_data': expected project, xstest or a file, got {overrefusal_data!r}"
+        )
     kind, options = resolve_judge(meta)
     return RunOptions(
         data=str(data) if data else None,
@@ -190,6 +204,7 @@ def run_options(meta: Mapping[str, Any] | None) -> RunOptions:
         judge_options=options,
         strict=_bool(meta, "strict"),
         allow_judge_errors=_bool(meta, "allow_judge_errors"),
+        overrefusal_data=str(overrefusal_data) if overrefusal_data else None,
     )
 
 

@@ -7,11 +7,15 @@ Usage::
 
 It runs ``lm-eval run`` in this process (:class:`LmEvalCli`) with, unless given:
 ``--tasks c2_eval``, ``--apply_chat_template``, ``--model hf`` with
-``pretrained=<embedded SmolLM2 folder>``; it always adds this package's task
-folder to ``--include_path``. Its own flags (below) become lm-eval
-``--metadata`` keys; every other argument goes to lm-eval unchanged. When every
-requested task is a C²-EVAL task, lm-eval indexes only the include path (not
-its built-in tasks), which saves ~15 s of start-up.
+``pretrained=<embedded SmolLM2 folder>``; it always adds this package's folder
+(both task folders, C²-EVAL and over-refusal) to ``--include_path``. Its own flags
+(below) become lm-eval ``--metadata`` keys; every other argument goes to lm-eval
+unchanged. When every requested task is one of this package's, lm-eval indexes only
+the include path (not its built-in tasks), which saves ~15 s of start-up.
+
+Over-refusal tasks (``--tasks c2_overrefusal``, method section 2.9) get their prompts
+(``--overrefusal-data``) and their judge checked before the model loads too, and after
+the run a line per subtask with each share and its 95% Wilson interval.
 
 Before lm-eval loads any model it checks ``--tasks`` and ``--limit``, validates
 the data (every row), builds and checks the judge (``judge.check()``) and, for
@@ -32,9 +36,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-from cc_tasks import TASK_DIR
+from cc_tasks import INCLUDE_PATH, OVERREFUSAL_DIR, TASK_DIR
 from cc_tasks.c2_eval.options import RunOptions, registered, run_options
 from cc_tasks.c2_eval.rows import build_docs, eval_rows, export_rows
 from cc_tasks.errors import CCError, RunFailure, UsageError, cli_exit
@@ -42,6 +47,7 @@ from cc_tasks.judges.record import InvalidPolicy
 from cc_tasks.judges.settings import add_judge_flags, explicit_settings, invalid_policy
 
 PROG = "c2-eval"
+OVERREFUSAL = "c2_overrefusal"  # the over-refusal task family (method section 2.9)
 HF_LIKE = ("hf", "hf-auto", "huggingface", "vllm", "sglang")
 
 
@@ -89,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="invalid verdicts count as not corrected",
     )
+    group.add_argument(
+        "--overrefusal-data",
+        metavar="SOURCE",
+        help="prompts of the c2_overrefusal tasks: project (default), xstest (the Hub's "
+        "Paul/XSTest) or a file (JSONL in the project's shape, CSV/parquet in XSTest's)",
+    )
     # the judge flags every tool shares (cc_tasks.judges.settings): --judge becomes metadata
     # 'judge', the options 'judge_options'; --max-invalid / --allow-invalid decide the exit code
     add_judge_flags(parser.add_argument_group("judge (metadata 'judge', 'judge_options')"))
@@ -106,6 +118,7 @@ def metadata_from_flags(ours: argparse.Namespace) -> dict[str, Any]:
         ("prefill_mode", "prefill_mode"),
         ("strict", "strict"),
         ("allow_judge_errors", "allow_judge_errors"),
+        ("overrefusal_data", "overrefusal_data"),
     ):
         if getattr(ours, flag) is not None:
             meta[key] = getattr(ours, flag)
@@ -144,9 +157,14 @@ def wants_c2_eval(tasks: Any) -> bool:
     return any(name.startswith("c2_eval") for name in _task_names(tasks))
 
 
+def wants_overrefusal(tasks: Any) -> bool:
+    return any(name.startswith(OVERREFUSAL) for name in _task_names(tasks))
+
+
 def only_c2_eval(tasks: Any) -> bool:
+    """Every task is one of this package's (C²-EVAL or over-refusal): lm-eval's own index can go."""
     names = _task_names(tasks)
-    return bool(names) and all(name.startswith("c2_eval") for name in names)
+    return bool(names) and all(name.startswith(("c2_eval", OVERREFUSAL)) for name in names)
 
 
 # --------------------------------------------------------------------------- the lm-eval CLI seam
@@ -240,10 +258,10 @@ def precheck_chat_template(model: str, model_args: Mapping[str, Any], options: A
     check_rendered(text, doc)
 
 
-def c2_eval_task_names() -> list[str]:
-    """The task and group names the YAML files in :data:`TASK_DIR` define (sorted)."""
+def c2_eval_task_names(folder: Path = TASK_DIR) -> list[str]:
+    """The task and group names the YAML files in ``folder`` define (default :data:`TASK_DIR`)."""
     names = set()
-    for config in TASK_DIR.glob("*.yaml"):
+    for config in folder.glob("*.yaml"):
         for line in config.read_text(encoding="utf-8").splitlines():
             key, _, value = line.partition(":")
             if key in ("task", "group") and value.strip():
@@ -252,17 +270,20 @@ def c2_eval_task_names() -> list[str]:
 
 
 def check_task_names(tasks: Any) -> None:
-    """Unknown ``c2_eval*`` names fail here in one line, not in lm-eval's traceback."""
-    requested = [n for n in _task_names(tasks) if n.startswith("c2_eval")]
-    if not requested:
-        return
-    known = c2_eval_task_names()
-    unknown = [n for n in requested if n not in known]
-    if unknown:
-        raise UsageError(
-            f"--tasks: unknown C²-EVAL task {', '.join(map(repr, unknown))}; "
-            f"valid names: {', '.join(known)}"
-        )
+    """Unknown ``c2_eval*`` / ``c2_overrefusal*`` names fail here in one line, not in lm-eval's
+    traceback."""
+    for prefix, folder, what in (
+        ("c2_eval", TASK_DIR, "C²-EVAL"),
+        (OVERREFUSAL, OVERREFUSAL_DIR, "over-refusal"),
+    ):
+        requested = [n for n in _task_names(tasks) if n.startswith(prefix)]
+        known = c2_eval_task_names(folder)
+        unknown = [n for n in requested if n not in known]
+        if unknown:
+            raise UsageError(
+                f"--tasks: unknown {what} task {', '.join(map(repr, unknown))}; "
+                f"valid names: {', '.join(known)}"
+            )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -313,7 +334,8 @@ def run(ours: argparse.Namespace, rest: Sequence[str]) -> int:
     check_task_names(args.tasks)
     check_limit(args.limit)
 
-    args.include_path = [str(TASK_DIR), args.include_path] if args.include_path else str(TASK_DIR)
+    include = str(INCLUDE_PATH)  # both task folders lie below it
+    args.include_path = [include, args.include_path] if args.include_path else include
     args.metadata = {**(args.metadata or {}), **metadata_from_flags(ours)}
     model_args = dict(args.model_args or {})
     c2_eval = wants_c2_eval(args.tasks)
@@ -326,14 +348,29 @@ def run(ours: argparse.Namespace, rest: Sequence[str]) -> int:
         args.model_args = model_args
     # The run's options, as every subtask will see them (lm-eval merges model_args into the
     # task metadata); the subtasks use this very object: see options.registered.
-    options = check_run(model_args | args.metadata) if c2_eval else RunOptions()
+    overrefusal = wants_overrefusal(args.tasks)
+    if c2_eval:
+        options = check_run(model_args | args.metadata)
+    elif overrefusal:
+        options = run_options(model_args | args.metadata)
+    else:
+        options = RunOptions()
     if c2_eval:
         precheck_chat_template(args.model, model_args, options)
+    if overrefusal:  # every prompt row and the over-refusal judge, before any model
+        from cc_tasks.c2_overrefusal.task import check_run as check_overrefusal
+
+        check_overrefusal(options)
 
     with registered(options) as run_entry:
         args.metadata = {**args.metadata, **run_entry}
         cli.execute(args, own_tasks_only=only_c2_eval(args.tasks))
 
+    if overrefusal:
+        from cc_tasks.results.overrefusal import summary_lines
+
+        for line in summary_lines(options.accounting.entries):
+            print(f"{PROG}: {line}")
     return exit_status(options, policy)
 
 

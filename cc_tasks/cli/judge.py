@@ -235,7 +235,10 @@ def _add_validate(sub: Any) -> None:
     validate.add_arguments(va)
     va.set_defaults(
         func=lambda args: validate.run(
-            args, lambda a: settings.judge_from_args(a, defaults={"endpoint_check": False})
+            args,
+            lambda a: settings.judge_from_args(
+                a, defaults={"endpoint_check": False}, rubric=a.rubric
+            ),
         )
     )
 

@@ -8,12 +8,14 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
-from cc_tasks.errors import CCError, cli_exit
+from cc_tasks.errors import CCError, UsageError, cli_exit
 from cc_tasks.files import atomic_write_text
-from cc_tasks.results import load_runs, markdown_table, table_notes, viewer
+from cc_tasks.results import find_result_files, load_runs, markdown_table, table_notes, viewer
 from cc_tasks.results.audit import with_audits
+from cc_tasks.results.overrefusal import load_refusal_runs, refusal_table
 from cc_tasks.results.report import plot, write_csv, write_json
 
 
@@ -52,7 +54,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    reports = load_runs(args.inputs, args.label)
+    labels = args.label or []
+    files = [
+        (file, labels[i] if i < len(labels) else None)
+        for i, raw in enumerate(args.inputs)
+        for file in find_result_files([raw])
+    ]
+    refusal = load_refusal_runs(files)  # over-refusal subtasks (method section 2.9), if any
+    reports = load_runs(args.inputs, args.label, missing_ok=bool(refusal))
+    if not reports:
+        return _refusal_only(args, refusal)
     # --html: check its path and read every sample before anything is written
     samples = (
         viewer.prepare(args.html, reports, overwrite=getattr(args, "overwrite", False))
@@ -61,6 +72,10 @@ def run(args: argparse.Namespace) -> int:
     )
     reports = with_audits(reports)  # a corrected row after each run audited by c2-judge audit
     table = markdown_table(reports) + "\n\n" + table_notes(reports)
+    if refusal:
+        table += "\n\nOver-refusal\n\n" + refusal_table(refusal)
+        if args.out:
+            _write_refusal_json(args.out, refusal)
     print(table)
     for r in reports:
         print(f"{r.label}: {r.reference_list()}")
@@ -89,6 +104,36 @@ def run(args: argparse.Namespace) -> int:
                 png_path=png_path,
             )
         )
+    return 0
+
+
+def _write_refusal_json(out: Path, refusal: list) -> None:
+    from cc_tasks.results import json_safe
+
+    out.mkdir(parents=True, exist_ok=True)
+    data = json_safe([r.to_dict() for r in refusal])
+    atomic_write_text(
+        out / "overrefusal.json", json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    )
+
+
+def _refusal_only(args: argparse.Namespace, refusal: list) -> int:
+    """Inputs with over-refusal results only: the table (report.md, overrefusal.json)."""
+    if args.html or args.plot or args.csv:
+        raise UsageError(
+            "--html, --plot and --csv show C²-EVAL runs; these inputs hold over-refusal results only"
+        )
+    table = "Over-refusal\n\n" + refusal_table(refusal)
+    print(table)
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(args.out / "report.md", table + "\n")
+        _write_refusal_json(args.out, refusal)
+    if args.json:
+        from cc_tasks.results import json_safe
+
+        text = json.dumps(json_safe([r.to_dict() for r in refusal]), indent=2, ensure_ascii=False)
+        atomic_write_text(args.json, text + "\n")
     return 0
 
 

@@ -17,6 +17,14 @@ from cc_tasks.errors import UsageError
 YES, NO, INVALID, ERROR = "yes", "no", "invalid", "error"
 LABELS = (YES, NO, INVALID, ERROR)
 
+# Over-refusal (method section 2.9): the three answer classes a refusal judge gives.
+FULL_COMPLIANCE, PARTIAL_REFUSAL, FULL_REFUSAL = (
+    "full_compliance",
+    "partial_refusal",
+    "full_refusal",
+)
+REFUSAL_CLASSES = (FULL_COMPLIANCE, PARTIAL_REFUSAL, FULL_REFUSAL)
+
 
 class JudgeConfigError(UsageError):
     """The judge cannot work as configured (unknown kind, missing key, bad URL, ...): exit 2."""
@@ -39,11 +47,14 @@ class Verdict:
     error (no reply after retries). ``raw``: the judge's raw output or the
     error message. ``position``: word index in the continuation of the first
     correction signal, where the judge can tell (``None`` otherwise).
+    ``safety_talk``: refusal judges only (method section 2.9): the answer carries
+    safety talk the request did not call for (``None`` for other judges).
     """
 
     label: str
     raw: str = ""
     position: int | None = None
+    safety_talk: bool | None = None
 
     @property
     def corrected(self) -> bool | None:

@@ -8,7 +8,7 @@ model name is another judge) or a local judge's engine and dtype. Only the
 key, the verdict and a few descriptive columns are stored; neither the prompt
 (harmful text) nor any credential ever is.
 
-Only valid verdicts (``yes``/``no``) are stored and read back. ``error``
+Only valid verdicts (``yes``/``no``, or a refusal judge's answer class) are stored and read back. ``error``
 verdicts are never stored, so a rerun retries exactly the items that failed;
 nor are ``invalid`` ones (a reply that is not a clear yes or no is a symptom
 of a misconfigured judge or server, see :mod:`.record`), so a rerun with a
@@ -38,12 +38,12 @@ from typing import Any
 
 from cc_tasks.errors import message
 
-from .base import NO, YES, Verdict
+from .base import NO, REFUSAL_CLASSES, YES, Verdict
 
 log = logging.getLogger(__name__)
 
 CACHE_FILE = "judge-cache.sqlite"
-CACHED_LABELS = (YES, NO)  # what a rerun may reuse; invalid and error are asked again
+CACHED_LABELS = (YES, NO, *REFUSAL_CLASSES)  # what a rerun may reuse; invalid, error asked again
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS verdicts (
     key TEXT PRIMARY KEY,

@@ -21,10 +21,11 @@ import re
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .base import JudgeConfigError, Verdict
+from .base import JudgeConfigError
 from .cache import JudgeCache
-from .prompt import PROMPT_VERSION, merge_system, parse_verdict
+from .prompt import merge_system
 from .prompt_judge import Conversation, Deliver, PromptJudge
+from .rubrics import COURSE_CORRECTION, get_rubric
 
 log = logging.getLogger(__name__)
 ENGINES = ("auto", "transformers", "vllm")
@@ -47,7 +48,7 @@ class HFJudge(PromptJudge):
         revision: str | None = None,
         engine: str = "auto",
         batch_size: int = 16,
-        max_new_tokens: int = 5,
+        max_new_tokens: int | None = None,
         device: str | None = None,
         dtype: str = "auto",
         trust_remote_code: bool = False,
@@ -55,14 +56,20 @@ class HFJudge(PromptJudge):
         use_cache: bool = True,
         progress: bool = True,
         name: str | None = None,
+        rubric: str = COURSE_CORRECTION,
     ) -> None:
         """``model``: an HF folder or Hub id (required). ``device``: e.g. "cpu", "cuda:0" (default:
-        cuda when available). ``dtype``: "auto", "float32", "bfloat16", ... (transformers names)."""
+        cuda when available). ``dtype``: "auto", "float32", "bfloat16", ... (transformers names).
+        ``rubric``: the question asked (:mod:`.rubrics`); ``max_new_tokens`` defaults to its
+        reply budget (5 for course-correction)."""
+        self.rubric_name = rubric
         self.model = model
         self.revision = revision
         self.engine = engine
         self.batch_size = batch_size
-        self.max_new_tokens = max_new_tokens
+        self.max_new_tokens = (
+            get_rubric(rubric).max_tokens if max_new_tokens is None else max_new_tokens
+        )
         self.device = device
         self.dtype = dtype
         self.trust_remote_code = trust_remote_code
@@ -106,7 +113,7 @@ class HFJudge(PromptJudge):
             "model": self.cache_model,
             "engine": self.resolved_engine() if self.engine in ENGINES else self.engine,
             **self.params(),
-            "prompt_version": PROMPT_VERSION,
+            **self.rubric_fields(),
         }
 
     def _fail(self, message: str) -> JudgeConfigError:
@@ -160,7 +167,7 @@ class HFJudge(PromptJudge):
         replies = self._generate([first[key] for key in todo])
         deliver(
             {
-                key: Verdict(label=parse_verdict(reply), raw=reply)
+                key: self.rubric.verdict(reply, raw=reply)
                 for key, reply in zip(todo, replies, strict=True)
             }
         )

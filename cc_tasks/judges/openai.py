@@ -42,8 +42,8 @@ from cc_tasks.seeding import stable_rng
 
 from .base import ERROR, JudgeConfigError, Verdict
 from .cache import JudgeCache
-from .prompt import PROMPT_VERSION, parse_verdict
 from .prompt_judge import Conversation, Deliver, PromptJudge
+from .rubrics import COURSE_CORRECTION, get_rubric
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ class OpenAIJudge(PromptJudge):
         api_key_env: str | None = None,
         temperature: float = 0.0,
         seed: int | None = 42,
-        max_tokens: int = 5,
+        max_tokens: int | None = None,
         concurrency: int = 32,
         timeout: float = 60.0,
         max_attempts: int = 6,
@@ -135,8 +135,12 @@ class OpenAIJudge(PromptJudge):
         endpoint_check: bool = True,
         name: str | None = None,
         probe: bool | None = None,
+        rubric: str = COURSE_CORRECTION,
     ) -> None:
         """Options (all keyword): see README "Choosing a judge".
+
+        ``rubric``: the question asked (:mod:`.rubrics`); ``max_tokens`` defaults to its
+        reply budget (5 for course-correction).
 
         ``api_key_env`` names the environment variable holding the key (default
         ``OPENAI_API_KEY``). The key is required for api.openai.com or when the
@@ -146,13 +150,14 @@ class OpenAIJudge(PromptJudge):
         one 1-token request to fail fast on an unreachable endpoint, bad key or
         unknown model (``probe`` is its old name, still accepted).
         """
+        self.rubric_name = rubric
         self.model = model
         self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_BASE_URL
         self.key_env = api_key_env or DEFAULT_KEY_ENV
         self.key_env_explicit = bool(api_key_env)
         self.temperature = temperature
         self.seed = seed
-        self.max_tokens = max_tokens
+        self.max_tokens = get_rubric(rubric).max_tokens if max_tokens is None else max_tokens
         self.concurrency = concurrency
         self.timeout = timeout
         self.max_attempts = max_attempts
@@ -194,7 +199,7 @@ class OpenAIJudge(PromptJudge):
             "base_url": safe_url(self.base_url),
             "api_key_env": self.key_env,
             **self.params(),
-            "prompt_version": PROMPT_VERSION,
+            **self.rubric_fields(),
         }
 
     def _fail(self, message: str) -> JudgeConfigError:
@@ -407,7 +412,7 @@ class OpenAIJudge(PromptJudge):
                     **({"seed": self.seed} if self.seed is not None else {}),
                 )
                 content = response.choices[0].message.content if response.choices else None
-                return Verdict(label=parse_verdict(content), raw=self._scrub(content or ""))
+                return self.rubric.verdict(content, raw=self._scrub(content or ""))
             except openai.APIStatusError as err:
                 status = err.status_code
                 reason = self._scrub(f"HTTP {status} ({type(err).__name__}): {err.message}")[:300]

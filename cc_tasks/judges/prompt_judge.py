@@ -18,7 +18,8 @@ from typing import Any
 
 from .base import ERROR, INVALID, Judge, JudgeItem, Verdict
 from .cache import JudgeCache, cache_key, lookup
-from .prompt import build_messages, prompt_text
+from .prompt import prompt_text
+from .rubrics import COURSE_CORRECTION, Rubric, get_rubric
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,18 @@ class PromptJudge(Judge):
     use_cache: bool = True
     _cache: JudgeCache | None = None
     last_stats: dict[str, Any]
+    rubric_name: str = COURSE_CORRECTION
+
+    @property
+    def rubric(self) -> Rubric:
+        """What the model is asked (:mod:`.rubrics`): course-correction or over-refusal."""
+        return get_rubric(self.rubric_name)
+
+    def rubric_fields(self) -> dict[str, Any]:
+        """The ``describe()`` fields of the rubric: ``prompt_version``, and ``rubric`` unless it
+        is the default (so the cards of course-correction judges keep their keys)."""
+        extra = {} if self.rubric_name == COURSE_CORRECTION else {"rubric": self.rubric_name}
+        return {"prompt_version": self.rubric.version, **extra}
 
     @property
     def cache_model(self) -> str:
@@ -81,7 +94,8 @@ class PromptJudge(Judge):
         """One verdict per item, in order; cached and repeated prompts are not sent again."""
         self._prepare()
         items = list(items)
-        messages = [build_messages(item) for item in items]
+        rubric = self.rubric
+        messages = [rubric.build_messages(item) for item in items]
         model, params, served_by = self.cache_model, self.params(), self.served_by()
         keys = [
             cache_key(self.kind, model, prompt_text(m), params, served_by=served_by)
@@ -89,6 +103,7 @@ class PromptJudge(Judge):
         ]
         cache = self._get_cache()
         found, todo = lookup(cache, keys)
+        found = {key: rubric.from_cache(verdict) for key, verdict in found.items()}
         first: dict[str, Conversation] = {}
         for key, msgs in zip(keys, messages, strict=True):
             first.setdefault(key, msgs)

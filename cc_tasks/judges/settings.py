@@ -48,7 +48,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import JUDGE_KINDS, Judge, JudgeConfigError, judge_class, make_judge, parse_options
+from . import (
+    COURSE_CORRECTION,
+    JUDGE_KINDS,
+    Judge,
+    JudgeConfigError,
+    judge_class,
+    make_judge,
+    parse_options,
+)
 from .record import DEFAULT_MAX_INVALID, InvalidPolicy
 
 ENV_KIND = "C2_EVAL_JUDGE"
@@ -217,9 +225,12 @@ class JudgeSettings:
     kind: str
     options: dict[str, Any] = field(default_factory=dict)
 
-    def build(self) -> Judge:
-        """The judge, checked (:meth:`Judge.check`) and with a name usable in lm-eval's keys."""
-        judge = make_judge(self.kind, **self.options)
+    def build(self, rubric: str = COURSE_CORRECTION) -> Judge:
+        """The judge, checked (:meth:`Judge.check`) and with a name usable in lm-eval's keys.
+
+        ``rubric``: what it judges (``overrefusal``: the over-refusal judge of this kind).
+        """
+        judge = make_judge(self.kind, rubric=rubric, **self.options)
         judge.check()
         if "," in judge.name:
             raise JudgeConfigError(f"judge name {judge.name!r} must not contain a comma")
@@ -269,11 +280,15 @@ def resolve(
 
 
 def judge_from_args(
-    args: argparse.Namespace, *, defaults: Mapping[str, Any] | None = None
+    args: argparse.Namespace,
+    *,
+    defaults: Mapping[str, Any] | None = None,
+    rubric: str = COURSE_CORRECTION,
 ) -> Judge:
-    """Resolve the flags (:func:`explicit_settings`, :func:`resolve`) and build the checked judge."""
+    """Resolve the flags (:func:`explicit_settings`, :func:`resolve`) and build the checked judge
+    (``rubric``: what it judges, see :func:`cc_tasks.judges.make_judge`)."""
     kind, options = explicit_settings(args)
-    return resolve(kind, options, defaults=defaults).build()
+    return resolve(kind, options, defaults=defaults).build(rubric)
 
 
 __all__ = [

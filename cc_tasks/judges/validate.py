@@ -273,12 +273,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="with --record: write it into the package (cc_tasks/judges/validations.json)",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
+    parser.add_argument(
+        "--rubric",
+        choices=("course_correction", "overrefusal"),
+        default="course_correction",
+        help="what the judge judges: course-correction (default) or over-refusal (method section "
+        "2.9; --gold FILE of labelled answers: request, answer, label, safety_talk, split, source)",
+    )
 
 
 def run(args: argparse.Namespace, build_judge: Callable[[argparse.Namespace], Judge]) -> int:
     """The subcommand: check flags and the gold set, then build the judge, judge, report."""
     from .card import card_line, config_key, judge_card, record_validation
 
+    if getattr(args, "rubric", "course_correction") == "overrefusal":
+        from . import validate_refusal
+
+        if args.limit is not None and args.limit < 1:
+            raise UsageError(f"--limit must be >= 1, got {args.limit}")
+        return validate_refusal.run(args, build_judge)
     if args.limit is not None and args.limit < 1:
         raise UsageError(f"--limit must be >= 1, got {args.limit}")
     if args.resamples < 0:

@@ -108,8 +108,10 @@ def read_result_file(
     *,
     iters: int = BOOTSTRAP_ITERS,
     seed: int = BOOTSTRAP_SEED,
+    missing_ok: bool = False,
 ) -> list[Run]:
-    """The runs of one file, whichever of the two kinds it is."""
+    """The runs of one file, whichever of the two kinds it is (``missing_ok``: an lm-eval file
+    without C²-EVAL results gives none instead of an error)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
@@ -122,7 +124,7 @@ def read_result_file(
         raise ReportError(f"{path}: expected a JSON object")
     if data.get("schema") == CORR_SCHEMA or isinstance(data.get("results"), list):
         return runs_from_corr(data, path, label, iters=iters, seed=seed)
-    return runs_from_lm_eval(data, path, label, iters=iters, seed=seed)
+    return runs_from_lm_eval(data, path, label, iters=iters, seed=seed, missing_ok=missing_ok)
 
 
 def load_runs(
@@ -131,14 +133,20 @@ def load_runs(
     *,
     iters: int = BOOTSTRAP_ITERS,
     seed: int = BOOTSTRAP_SEED,
+    missing_ok: bool = False,
 ) -> list[Run]:
-    """All runs of all inputs, in order; ``labels`` name the inputs (one per input path)."""
+    """All runs of all inputs, in order; ``labels`` name the inputs (one per input path).
+
+    ``missing_ok``: lm-eval files without C²-EVAL results are skipped (the caller reads their
+    other tasks, e.g. over-refusal: :mod:`.overrefusal`)."""
     runs: list[Run] = []
     for i, raw in enumerate(paths):
         label = labels[i] if labels and i < len(labels) else None
         found: list[Run] = []
         for file in find_result_files([raw]):
-            found.extend(read_result_file(file, label, iters=iters, seed=seed))
+            found.extend(
+                read_result_file(file, label, iters=iters, seed=seed, missing_ok=missing_ok)
+            )
         if label and len(found) > 1:
             for run in found:
                 run.label = f"{label} [{run.judge}]"

@@ -91,9 +91,11 @@ def runs_from_lm_eval(
     iters: int = BOOTSTRAP_ITERS,
     seed: int = BOOTSTRAP_SEED,
     with_samples: bool = True,
+    missing_ok: bool = False,
 ) -> list[Run]:
     """One :class:`Run` per (task family, judge) in an lm-eval results dict (``with_samples``:
-    exact counts and the bootstrap from the sample files beside ``path``, when all are there)."""
+    exact counts and the bootstrap from the sample files beside ``path``, when all are there;
+    ``missing_ok``: no C²-EVAL results is an empty list, e.g. an over-refusal-only run)."""
     results = data.get("results")
     if not isinstance(results, Mapping):
         raise ReportError(f"{path}: no 'results' object (not an lm-eval or c2-judge result file)")
@@ -153,6 +155,8 @@ def runs_from_lm_eval(
             )
     out = [run for run in runs.values() if run.corr]
     if not out:
+        if missing_ok:
+            return []
         raise ReportError(f"{path}: no c2_eval_k* 'corr' results in it")
     for run in out:
         group = groups.get(run.family) or {}
