@@ -216,6 +216,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cli_exit("tuned", err)
 
 
+def frozen_baseline(
+    states: Sequence[Any], spans: Sequence[tuple[int, int]], labels: Sequence[str], test: Any
+) -> list[str]:
+    """The probe's method retrained on the same items: ridge logistic regression on the mean
+    of the frozen states over the continuation (what fine-tuning has to beat)."""
+    import numpy as np
+
+    from ..probe.train import fit_logistic
+
+    def pooled(idx: Sequence[int]) -> Any:
+        rows = []
+        for i in idx:
+            start, end = spans[i]
+            span = states[i][start:end] if end > start else states[i][start - 1 : start]
+            rows.append(span.float().mean(0).numpy())
+        return np.asarray(rows, dtype=np.float64)
+
+    held = set(test)
+    train = [i for i in range(len(states)) if i not in held]
+    x = pooled(train)
+    mean, scale = x.mean(0), np.maximum(x.std(0), 1e-6)
+    y = np.array([labels[i] == YES for i in train], dtype=np.float64)
+    coef, intercept = fit_logistic((x - mean) / scale, y)
+    p = 1.0 / (1.0 + np.exp(-(((pooled(test) - mean) / scale) @ coef + intercept)))
+    return [YES if v >= 0.5 else NO for v in p]
+
+
 def _cv(args, model, config, dev, states, spans, labels, sources) -> int:
     from ..probe.judge import ProbeJudge
 
@@ -242,7 +269,12 @@ def _cv(args, model, config, dev, states, spans, labels, sources) -> int:
         truth = [labels[i] for i in test]
         said = [YES if p >= config.threshold else NO for p in probs]
         probe_said = [v.label for v in probe.judge([dev[i].item for i in test])]
-        results[source] = {"tuned": agreement(truth, said), "probe": agreement(truth, probe_said)}
+        frozen_said = frozen_baseline(states, spans, labels, test)
+        results[source] = {
+            "tuned": agreement(truth, said),
+            "probe": agreement(truth, probe_said),
+            "frozen_lr": agreement(truth, frozen_said),
+        }
         print(f"  {source}: {json.dumps(results[source])}", flush=True)
     if args.json:
         record = {
