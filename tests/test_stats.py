@@ -196,5 +196,5 @@ def test_paired_share_difference_refuses_unpaired_or_impossible_counts() -> None
         paired_share_difference({"a": (1, 1)}, {"b": (1, 1)})
     with pytest.raises(ValueError, match="no items"):
         paired_share_difference({}, {})
-    with pytest.raises(ValueError, match="item 'a'.*0 <= k <= n"):
+    with pytest.raises(ValueError, match=r"item 'a'.*0 <= k <= n"):
         paired_share_difference({"a": (2, 1)}, {"a": (1, 1)})
