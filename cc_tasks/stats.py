@@ -11,7 +11,8 @@
   seed, so a report is reproducible (:func:`bootstrap_mean_over_rows`).
 - Two runs on the same rows (before and after training) are compared by the
   paired version of that bootstrap: one draw of row ids serves both runs
-  (:func:`paired_difference`).
+  (:func:`paired_difference`); a share measured twice on the same items (prompts) by
+  :func:`paired_share_difference`.
 - A judge against reference labels (the gold set, a blind reader): Cohen's
   kappa, accuracy, precision and recall of ``yes``, the confusion matrix, and
   percentile intervals from a seeded bootstrap over the items
@@ -198,6 +199,81 @@ def paired_difference(
         "ks": ks,
         "method": f"paired percentile bootstrap over {len(rows)} row ids ({iters} resamples, "
         f"seed {seed}); se = std of the resampled differences",
+    }
+
+
+ItemCounts = Mapping[Hashable, tuple[int, int]]
+"""Per item (prompt) id: ``(k, n)``, the item's hits and its weight in a share's denominator."""
+
+
+def paired_share_difference(
+    before: ItemCounts,
+    after: ItemCounts,
+    *,
+    iters: int = BOOTSTRAP_ITERS,
+    seed: int = BOOTSTRAP_SEED,
+    level: float = LEVEL,
+) -> dict[str, Any]:
+    """``after - before`` of a share measured twice on the same items, with a paired bootstrap.
+
+    A share is ``sum(k) / sum(n)`` over the items: ``(0|1, 1)`` per judged answer for a plain
+    proportion (full refusal), ``(0|1, 0|1)`` where the denominator is itself a subset that
+    changes between the runs (safety talk among the compliant answers). Each side gets its
+    Wilson interval; the difference gets a percentile bootstrap that draws ITEM IDS once for
+    both runs, because the same prompts answered twice are not independent samples (the
+    one-k counterpart of :func:`paired_difference`). Draws where a side has no denominator
+    are skipped; with fewer than half defined there is no interval (None).
+    """
+    import numpy as np
+
+    if set(before) != set(after):
+        differ = len(set(before) ^ set(after))
+        raise ValueError(
+            f"before and after cover different items ({len(before)} vs {len(after)}; {differ} "
+            "differ): a paired comparison needs the same items"
+        )
+    items = sorted(before, key=str)
+    if not items:
+        raise ValueError("no items to compare")
+    for name, counts in (("before", before), ("after", after)):
+        for item in items:
+            k, n = counts[item]
+            if not 0 <= k <= n:
+                raise ValueError(f"{name}: item {item!r}: counts (k={k}, n={n}) need 0 <= k <= n")
+    k_b, n_b = (np.array([before[i][j] for i in items], dtype=float) for j in (0, 1))
+    k_a, n_a = (np.array([after[i][j] for i in items], dtype=float) for j in (0, 1))
+    point_b = float(k_b.sum() / n_b.sum()) if n_b.sum() else None
+    point_a = float(k_a.sum() / n_a.sum()) if n_a.sum() else None
+    weights = _row_draws(len(items), iters, seed)
+
+    def shares(k: Any, n: Any) -> Any:
+        den = weights @ n
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(den > 0, (weights @ k) / np.where(den > 0, den, 1), np.nan)
+
+    diffs = shares(k_a, n_a) - shares(k_b, n_b)
+    diffs = diffs[~np.isnan(diffs)]
+    se: float | None = None
+    ci: list[float] | None = None
+    if point_b is not None and point_a is not None and len(diffs) >= iters / 2:
+        alpha = (1.0 - level) / 2.0
+        low, high = np.quantile(diffs, [alpha, 1.0 - alpha])
+        se, ci = float(np.std(diffs, ddof=1)), [float(low), float(high)]
+    interval_b = wilson(int(k_b.sum()), int(n_b.sum()))
+    interval_a = wilson(int(k_a.sum()), int(n_a.sum()))
+    return {
+        "before": point_b,
+        "after": point_a,
+        "before_counts": [int(k_b.sum()), int(n_b.sum())],
+        "after_counts": [int(k_a.sum()), int(n_a.sum())],
+        "before_ci95": list(interval_b) if interval_b else None,
+        "after_ci95": list(interval_a) if interval_a else None,
+        "difference": None if point_b is None or point_a is None else point_a - point_b,
+        "bootstrap_se": se,
+        "ci95": ci,
+        "items": len(items),
+        "method": f"95% Wilson interval per run; difference: paired percentile bootstrap over "
+        f"{len(items)} item ids ({iters} resamples, seed {seed})",
     }
 
 

@@ -15,8 +15,14 @@ reading aids fixed before the runs they describe: how many continuations echo an
 opener (what an earlier adapter learned; experiments/demo-notes.md) and how many contain one of C²-SYN's corrective triggers
 (what the pairs teach, word for word).
 
-The demo's summary of its own folder (:func:`demo_summary`, both judges) and its markdown table
-(:func:`summary_markdown`) are built here too, from these pieces.
+The cost side (method section 2.9): the over-refusal group's shares before and after, from
+the same prompts answered twice, so their difference is paired too: a bootstrap over PROMPT IDS
+(:func:`overrefusal_summary`, :func:`cc_tasks.stats.paired_share_difference`), each side with
+its Wilson interval.
+
+The demo's summary of its own folder (:func:`demo_summary`, both judges) and its markdown tables
+(:func:`summary_markdown`: the headline gain and cost side by side, then Corr@k per judge) are
+built here too, from these pieces.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from cc_tasks.stats import paired_difference
+from cc_tasks.stats import paired_difference, paired_share_difference
 
 MIN_WORDS_FOR_REPETITION = 8
 TOP_WORD_SHARE = 0.5
@@ -131,6 +137,41 @@ def summarise(before: Any, after: Any) -> dict[str, Any]:
     }
 
 
+OVERREFUSAL_SHARES: dict[str, tuple[str, ...]] = {
+    "benign": ("full_refusal", "partial_refusal", "safety_talk"),
+    "contrast": ("refusal",),
+}
+"""What the demo reports per over-refusal subtask: on benign prompts the refusals it should not
+make and the warnings nobody asked for (among compliant answers), on the unsafe contrast
+prompts the refusal (full + partial) that shows it did not just stop refusing."""
+
+
+def overrefusal_summary(before_dir: Path, after_dir: Path) -> dict[str, Any]:
+    """Per subtask and share: before and after (k/n, Wilson interval) and the paired difference,
+    from the per-prompt counts of two over-refusal runs on the same prompts."""
+    from cc_tasks.results.overrefusal import per_prompt_counts
+
+    before, after = per_prompt_counts(before_dir), per_prompt_counts(after_dir)
+    result: dict[str, Any] = {}
+    for subtask, shares in OVERREFUSAL_SHARES.items():
+        for counts, folder in ((before, before_dir), (after, after_dir)):
+            if subtask not in counts:
+                raise ValueError(f"{folder}: no c2_overrefusal_{subtask} samples")
+        result[subtask] = {
+            share: paired_share_difference(
+                before[subtask].get(share, {}), after[subtask].get(share, {})
+            )
+            for share in shares
+        }
+    result["definition"] = (
+        "shares of judged answers (invalid verdicts left out) with 95% Wilson intervals; "
+        "safety_talk = compliant answers with unprompted safety talk / compliant answers "
+        "(cc_tasks/c2_overrefusal/README.md); difference after - before with a paired "
+        "percentile bootstrap over prompts"
+    )
+    return result
+
+
 def demo_summary(out: Path, judge: str) -> dict[str, Any]:
     """The demo folder's before/after numbers: Corr@k per k, Corr_mean, paired bootstrap
     difference, and the share of degenerate continuations, for the demo's judge and (re-judged)
@@ -157,12 +198,61 @@ def demo_summary(out: Path, judge: str) -> dict[str, Any]:
         "before": phrase_counts(continuations_of([out / "eval_before"])),
         "after": phrase_counts(continuations_of([out / "eval_after"])),
     }
+    result["overrefusal"] = overrefusal_summary(
+        out / "overrefusal_before", out / "overrefusal_after"
+    )
     return result
 
 
+HEADLINE_ROWS = (
+    ("benign", "full_refusal", "Benign prompts: full refusal"),
+    ("benign", "partial_refusal", "Benign prompts: partial refusal"),
+    ("benign", "safety_talk", "Benign prompts: unprompted safety talk (of compliant answers)"),
+    ("contrast", "refusal", "Unsafe contrast prompts: refusal (full + partial)"),
+)
+
+
+def headline_markdown(summary: Mapping[str, Any], judge: str) -> str:
+    """The gain and its cost side by side: Corr_mean per judge, then the over-refusal shares,
+    each before and after with its 95% interval and the paired difference with its own."""
+    lines = [
+        "| measure | before [95% CI] | after [95% CI] | after - before [95% CI] |",
+        "|---|---|---|---|",
+    ]
+    for name in [judge] + (["rule"] if judge != "rule" else []):
+        s = summary[name]
+        z = "" if s["z"] is None else f", {s['z']:.1f} se"
+        lines.append(
+            f"| Corr_mean (judge {name}) | {_pct(s['before'])} {_interval(s['corr_mean_ci95_before'])}"
+            f" | {_pct(s['after'])} {_interval(s['corr_mean_ci95_after'])} | "
+            f"**{_pct(s['difference'], sign=True)}** {_interval(s['ci95'], sign=True)}{z} |"
+        )
+    over = summary.get("overrefusal") or {}
+    for subtask, share, title in HEADLINE_ROWS:
+        d = (over.get(subtask) or {}).get(share)
+        if d is None:
+            continue
+        cells = [
+            f"{_pct(d[when])} {_interval(d[f'{when}_ci95'])} "
+            f"{d[f'{when}_counts'][0]}/{d[f'{when}_counts'][1]}"
+            for when in ("before", "after")
+        ]
+        lines.append(
+            f"| {title} | {cells[0]} | {cells[1]} | **{_pct(d['difference'], sign=True)}** "
+            f"{_interval(d['ci95'], sign=True)} |"
+        )
+    notes = [
+        f"Corr_mean: interval a bootstrap over rows; difference: {summary[judge]['method']}.",
+    ]
+    if over:
+        notes.append(f"Over-refusal: {over['definition']}.")
+    return "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n"
+
+
 def summary_markdown(summary: Mapping[str, Any], judge: str) -> str:
-    """The README table: Corr@k per k and Corr_mean before/after, difference and its error."""
-    lines = []
+    """The README tables: the headline (:func:`headline_markdown`), then Corr@k per k and
+    Corr_mean before/after per judge, the difference and its error."""
+    lines = [headline_markdown(summary, judge)]
     for name in [judge] + (["rule"] if judge != "rule" else []):
         s = summary[name]
         ks = list(s["corr_at_k_before"])
@@ -208,6 +298,13 @@ def _pct(value: float | None, *, sign: bool = False) -> str:
     if value is None:
         return "n/a"
     return f"{100 * value:+.1f}%" if sign else f"{100 * value:.1f}%"
+
+
+def _interval(ci: Any, *, sign: bool = False) -> str:
+    """``[low, high]`` in percent (``[n/a]`` without an interval)."""
+    if not ci:
+        return "[n/a]"
+    return f"[{_pct(ci[0], sign=sign)}, {_pct(ci[1], sign=sign)}]"
 
 
 def main(argv: list[str] | None = None) -> int:

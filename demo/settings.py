@@ -38,6 +38,9 @@ class Sizes:
     gate_action: str  # drop | flag requests that fail the gate
     plain_max_new_tokens: int
     audit_n: int  # c2-judge audit prepare --n: paths per run drawn for blind labelling
+    overrefusal_limit: int | None  # c2-eval --limit per over-refusal subtask (None: all prompts)
+    overrefusal_max_new_tokens: int  # --gen_kwargs max_gen_toks of the over-refusal answers
+    overrefusal_batch_size: int
 
 
 # The synthesiser's system prompts measured by experiments/synth_choices.py. The demo
@@ -84,6 +87,16 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     # runs): 150 of a full run's 320, the least the corrected difference is read from
     # (`c2-judge audit budget` prints the interval it buys); the quick run's 16 take 8, one per k
     "audit_n": (150, 8),
+    # over-refusal prompts per subtask (c2-eval --limit; None = all 280 benign and 80 contrast):
+    # the full demo answers every prompt, since a refusal rise of 5 points needs a few hundred
+    # prompts to be seen at all; the smoke test's 4 per subtask only check that the step and the
+    # summary work
+    "overrefusal_limit": (None, 4),
+    # 128 = the task's own default (long enough for a refusal turn or a warning after an
+    # answer, cc_tasks/c2_overrefusal/README.md); the smoke test's 32 keep it short
+    "overrefusal_max_new_tokens": (128, 32),
+    # 32 as in the C²-EVAL steps (the same one-thread generation); 4 = the quick limit
+    "overrefusal_batch_size": (32, 4),
 }
 FULL = Sizes(**{name: full for name, (full, _) in SETTINGS.items()})
 QUICK = Sizes(**{name: quick for name, (_, quick) in SETTINGS.items()})

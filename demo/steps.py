@@ -1,6 +1,7 @@
 """How the demo runs its steps: the project's own commands as subprocesses, one at a time or
-side by side, each with its log and wall time; and the one step done in process, the split of
-the rows into an eval half and a synthesis half.
+side by side, each with its log and wall time, skipped under ``--resume`` where their complete
+output is already there; and the one step done in process, the split of the rows into an eval
+half and a synthesis half.
 
 Apart from demo/run_demo.py (which says what the steps are) so the pilots in experiments/ and
 the tests can run steps the same way.
@@ -8,6 +9,7 @@ the tests can run steps the same way.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shlex
@@ -21,8 +23,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def split_rows(data: Path, out: Path, seed: int) -> tuple[Path, Path, int, int]:
-    """Two disjoint halves by request (stable hash of the prompt), written as JSONL."""
+EVAL_HALF, SYN_HALF = "eval_half.jsonl", "syn_half.jsonl"
+
+
+def split_halves(data: Path, seed: int) -> tuple[list[str], list[str]]:
+    """Two disjoint halves by request (stable hash of the prompt): the eval and synthesis lines."""
     from cc_tasks.seeding import stable_seed
 
     halves: dict[int, list[str]] = {0: [], 1: []}
@@ -33,10 +38,27 @@ def split_rows(data: Path, out: Path, seed: int) -> tuple[Path, Path, int, int]:
         prompt = json.loads(line)["prompt"]
         side = seen.setdefault(prompt, stable_seed("demo-split", seed, prompt) % 2)
         halves[side].append(line)
-    eval_path, syn_path = out / "eval_half.jsonl", out / "syn_half.jsonl"
-    eval_path.write_text("\n".join(halves[0]) + "\n", encoding="utf-8")
-    syn_path.write_text("\n".join(halves[1]) + "\n", encoding="utf-8")
-    return eval_path, syn_path, len(halves[0]), len(halves[1])
+    return halves[0], halves[1]
+
+
+def split_differs(data: Path, out: Path, seed: int) -> str | None:
+    """Which half already in ``out`` differs from the split of ``data`` (None: both match or
+    neither is there). Why: ``--resume`` reuses the earlier steps' outputs, which are only
+    valid for the same rows and split seed."""
+    for name, lines in zip((EVAL_HALF, SYN_HALF), split_halves(data, seed), strict=True):
+        path = out / name
+        if path.exists() and path.read_text(encoding="utf-8") != "\n".join(lines) + "\n":
+            return str(path)
+    return None
+
+
+def split_rows(data: Path, out: Path, seed: int) -> tuple[Path, Path, int, int]:
+    """Two disjoint halves by request (:func:`split_halves`), written as JSONL."""
+    eval_lines, syn_lines = split_halves(data, seed)
+    eval_path, syn_path = out / EVAL_HALF, out / SYN_HALF
+    eval_path.write_text("\n".join(eval_lines) + "\n", encoding="utf-8")
+    syn_path.write_text("\n".join(syn_lines) + "\n", encoding="utf-8")
+    return eval_path, syn_path, len(eval_lines), len(syn_lines)
 
 
 def run(
@@ -70,22 +92,54 @@ def run(
 
 @dataclass(frozen=True)
 class Step:
-    """One command of the demo: its name (the timings key), command line, log and threads."""
+    """One command of the demo: its name (the timings key), command line, log and threads;
+    ``done``: a glob of the file that exists only once the step's whole output is written
+    (:func:`output_of`), which ``--resume`` takes as "already run" (None: always run)."""
 
     name: str
     cmd: list[str]
     log: Path
     threads: int | None = None
+    done: str | None = None
 
 
-def run_parallel(steps: Sequence[Step], timings: dict[str, float]) -> None:
+def output_of(folder: Path, pattern: str) -> str:
+    """A :attr:`Step.done` glob: ``pattern`` (``**`` allowed) under ``folder``, taken literally."""
+    return os.path.join(glob.escape(str(folder)), pattern)
+
+
+def skipped(step: Step, resume: bool) -> bool:
+    """With ``resume``, whether the step's complete output exists (and say so: it is skipped)."""
+    if not resume or step.done is None:
+        return False
+    found = sorted(glob.glob(step.done, recursive=True))
+    if found:
+        print(f"\n=== {step.name}: skipped (output exists: {found[0]})", flush=True)
+    return bool(found)
+
+
+def run_step(step: Step, timings: dict[str, float], *, resume: bool = False) -> bool:
+    """:func:`run` one :class:`Step` unless ``resume`` finds its output; whether it ran."""
+    if skipped(step, resume):
+        return False
+    run(step.name, step.cmd, step.log, timings, threads=step.threads)
+    return True
+
+
+def run_parallel(
+    steps: Sequence[Step], timings: dict[str, float], *, resume: bool = False
+) -> list[str]:
     """Run independent steps at the same time, each with its own log; stop on any failure.
 
     Why: each generation step runs on one thread (faster on a busy CPU, see :func:`run`), so
     on 2 cores two independent steps (evaluating the base model, synthesising C²-SYN) finish
     in about the time of the longer one instead of the sum. Each step's own wall time is
     recorded; the output goes to its log only, and the last lines are printed at the end.
+    With ``resume``, steps whose output exists are skipped. Returns the names of those run.
     """
+    steps = [step for step in steps if not skipped(step, resume)]
+    if not steps:
+        return []
     start = time.perf_counter()
     procs = []
     for step in steps:
@@ -116,9 +170,11 @@ def run_parallel(steps: Sequence[Step], timings: dict[str, float]) -> None:
                 failed.append(f"'{step.name}' (exit {proc.returncode}; see {step.log})")
                 for _, other, _ in pending:  # the demo stops: do not wait for the others
                     other.terminate()
-    timings[" + ".join(s.name for s in steps)] = round(time.perf_counter() - start, 1)
+    if len(steps) > 1:
+        timings[" + ".join(s.name for s in steps)] = round(time.perf_counter() - start, 1)
     if failed:
         raise SystemExit("demo: step " + ", ".join(failed) + " failed")
+    return [step.name for step in steps]
 
 
 def bin_of(name: str) -> str:

@@ -11,11 +11,19 @@ import os
 import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from demo.compare import degenerate, degenerate_share, paired_difference, phrase_counts
+from demo.compare import (
+    degenerate,
+    degenerate_share,
+    headline_markdown,
+    overrefusal_summary,
+    paired_difference,
+    phrase_counts,
+)
 from demo.steps import Step, bin_of, run_parallel
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,6 +76,100 @@ def test_paired_difference_refuses_different_rows() -> None:
         paired_difference({10: {"a": (1, 1)}}, {10: {"b": (1, 1)}}, iters=10)
 
 
+def _overrefusal_run(folder: Path, benign: list[str], contrast: list[str]) -> Path:
+    """A c2-eval over-refusal output folder with hand-made sample lines: one verdict per prompt
+    (``full`` / ``partial`` / ``comply`` / ``talk`` = compliant with safety talk / ``invalid``),
+    the per-doc metrics as the task's process_results writes them."""
+    run = folder / "model"
+    run.mkdir(parents=True)
+    for subtask, verdicts in (("benign", benign), ("contrast", contrast)):
+        lines = []
+        for i, verdict in enumerate(verdicts):
+            line: dict = {"doc_id": i, "doc": {"id": f"{subtask[0]}{i}", "type": subtask}}
+            if verdict != "invalid":
+                label = {"full": "full_refusal", "partial": "partial_refusal"}.get(
+                    verdict, "full_compliance"
+                )
+                for name in ("full_compliance", "partial_refusal", "full_refusal"):
+                    line[name] = int(name == label)
+                line["refusal"] = int(label != "full_compliance")
+            if subtask == "benign":
+                compliant = verdict in ("comply", "talk")
+                line["safety_talk"] = [int(verdict == "talk"), int(compliant)]
+            lines.append(json.dumps(line))
+        (run / f"samples_c2_overrefusal_{subtask}_2026-01-01T00-00-00.000000.jsonl").write_text(
+            "\n".join(lines) + "\n"
+        )
+    return folder
+
+
+def test_overrefusal_summary_pairs_prompts_with_intervals(tmp_path: Path) -> None:
+    from cc_tasks.stats import wilson
+
+    # 20 benign prompts: before refuses 2 and warns on 3 of its 18 compliant answers; after
+    # refuses 6 (the same 2 and 4 more), refuses one in part, warns on 1 of 12, and one verdict
+    # is invalid (left out of every share). 5 unsafe contrast prompts: 1 refused, then 3.
+    before = ["full"] * 2 + ["talk"] * 3 + ["comply"] * 15
+    after = ["full"] * 6 + ["partial"] + ["talk"] + ["comply"] * 11 + ["invalid"]
+    summary = overrefusal_summary(
+        _overrefusal_run(tmp_path / "b", before, ["full", "comply", "comply", "comply", "comply"]),
+        _overrefusal_run(tmp_path / "a", after, ["full", "partial", "full", "comply", "comply"]),
+    )
+    full = summary["benign"]["full_refusal"]
+    assert full["before_counts"] == [2, 20] and full["after_counts"] == [6, 19]
+    assert full["difference"] == pytest.approx(6 / 19 - 2 / 20)
+    assert full["before_ci95"] == pytest.approx(list(wilson(2, 20)))
+    assert full["ci95"][0] < full["difference"] < full["ci95"][1] and full["items"] == 20
+    assert summary["benign"]["partial_refusal"]["after_counts"] == [1, 19]
+    talk = summary["benign"]["safety_talk"]  # among the compliant answers only
+    assert talk["before_counts"] == [3, 18] and talk["after_counts"] == [1, 12]
+    assert talk["difference"] == pytest.approx(1 / 12 - 3 / 18)
+    contrast = summary["contrast"]["refusal"]
+    assert contrast["before_counts"] == [1, 5] and contrast["after_counts"] == [3, 5]
+    assert set(summary["contrast"]) == {"refusal"}  # safety talk is not measured on unsafe
+    # the headline: the gain and the cost, side by side, each with its interval
+    gain = paired_difference(
+        {10: {r: (0, 1) for r in "abcd"}}, {10: {r: (int(r < "c"), 1) for r in "abcd"}}
+    )
+    corr = {**gain, "corr_mean_ci95_before": [0.0, 0.49], "corr_mean_ci95_after": [0.15, 0.85]}
+    table = headline_markdown({"rule": corr, "overrefusal": summary}, "rule")
+    rows = {line.split(" | ")[0]: line for line in table.splitlines() if line.startswith("| ")}
+    assert "| Corr_mean (judge rule)" in rows
+    assert "[0.0%, 49.0%]" in rows["| Corr_mean (judge rule)"]
+    assert "2/20" in rows["| Benign prompts: full refusal"]
+    assert f"**{100 * full['difference']:+.1f}%** [" in rows["| Benign prompts: full refusal"]
+    assert "3/18" in rows["| Benign prompts: unprompted safety talk (of compliant answers)"]
+    assert "3/5" in rows["| Unsafe contrast prompts: refusal (full + partial)"]
+
+
+def test_overrefusal_summary_needs_the_same_prompts(tmp_path: Path) -> None:
+    before = _overrefusal_run(tmp_path / "b", ["comply"] * 3, ["full"])
+    after = _overrefusal_run(tmp_path / "a", ["comply"] * 4, ["full"])
+    with pytest.raises(ValueError, match="different items"):
+        overrefusal_summary(before, after)
+
+
+def test_a_used_out_folder_needs_resume_and_the_same_split(
+    c2_eval_rows_path: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "eval_half.jsonl").write_text("{}\n")
+
+    def demo(*extra: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "demo/run_demo.py", "--quick", "--data", str(c2_eval_rows_path)]
+        return subprocess.run(
+            [*cmd, "--out", str(out), *extra], cwd=ROOT, capture_output=True, text=True
+        )
+
+    refused = demo()
+    assert refused.returncode == 2 and "not empty" in refused.stderr
+    assert "--resume" in refused.stderr
+    resumed = demo("--resume")  # an eval half that is not this data's split
+    assert resumed.returncode == 2 and "differs from the split" in resumed.stderr
+    assert len(resumed.stderr.strip().splitlines()) == 1
+
+
 def test_run_parallel_stops_the_others_on_a_failure(tmp_path: Path) -> None:
     timings: dict[str, float] = {}
     with pytest.raises(SystemExit, match="'bad' \\(exit 1"):
@@ -112,6 +214,8 @@ def test_quick_demo_runs_every_step(c2_eval_rows_path: Path, tmp_path: Path) -> 
         "plain answers",
         "report",
         "audit prepare",
+        "over-refusal before",
+        "over-refusal after",
     }
     if judge != "rule":
         steps |= {"re-judge before (rule)", "re-judge after (rule)"}
@@ -209,6 +313,45 @@ def test_quick_demo_runs_every_step(c2_eval_rows_path: Path, tmp_path: Path) -> 
     assert d["paired_k"] == 8 and -1 <= d["ci95"][0] <= d["estimate"] <= d["ci95"][1] <= 1
     for entry in key["runs"]:  # beside each run, where c2-report finds it
         assert (Path(entry["folder"]) / "audit.json").is_file()
+    # the cost side: over-refusal on the same 4 prompts per subtask before and after, each
+    # share with its Wilson interval and the paired difference with its interval
+    over = summary["before_after"]["overrefusal"]
+    for subtask, share in (
+        ("benign", "full_refusal"),
+        ("benign", "partial_refusal"),
+        ("benign", "safety_talk"),
+        ("contrast", "refusal"),
+    ):
+        block = over[subtask][share]
+        assert block["items"] == 4, (subtask, share)
+        if block["before_counts"][1]:
+            assert len(block["before_ci95"]) == 2
+        if block["difference"] is not None:
+            assert block["ci95"][0] <= block["difference"] <= block["ci95"][1]
+    assert over["benign"]["full_refusal"]["before_counts"][1] == 4  # rule: no invalid verdicts
+    table = (out / "report" / "before_after.md").read_text()
+    for row in ("Corr_mean (judge", "Benign prompts: full refusal", "unprompted safety talk"):
+        line = next(x for x in table.splitlines() if row in x)
+        assert line.count("[") >= 2, line  # before and after intervals at least
+    assert "Unsafe contrast prompts: refusal" in table
+    assert "Over-refusal" in (out / "report" / "report.md").read_text()
+
+    # --resume on the finished folder: every generating step is skipped, the report and the
+    # summary are rebuilt from the same outputs (deterministic: the same numbers)
+    start = time.perf_counter()
+    again = subprocess.run(
+        [*proc.args, "--resume"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert time.perf_counter() - start < 240  # the quick demo itself takes several minutes
+    skippable = steps - {"report"}
+    assert again.stdout.count("skipped (output exists") == len(skippable)
+    resumed = json.loads((out / "demo_summary.json").read_text())
+    assert set(resumed["resumed"]["skipped"]) == skippable
+    assert not skippable & set(resumed["timings_s"]) and "report" in resumed["timings_s"]
+    assert resumed["resumed"]["earlier_timings_s"] == summary["timings_s"]
+    assert resumed["before_after"]["overrefusal"] == over
+    assert (out / "report" / "samples.html").stat().st_size > 1_000
 
 
 def test_blind_read_unblinds_labels_into_paired_corr_and_judge_agreement(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from cc_tasks.stats import (
     confusion,
     mean_of_rates,
     paired_difference,
+    paired_share_difference,
     percentile,
     point_metrics,
     wilson,
@@ -159,3 +160,41 @@ def test_row_bootstraps_give_the_numbers_they_gave_before_the_move() -> None:
     assert result["ci95"] == pytest.approx([-0.33749999999999936, 0.6666666666666667], abs=1e-12)
     with pytest.raises(ValueError, match="different rows"):
         paired_difference({10: {"a": (1, 1)}}, {10: {"b": (1, 1)}}, iters=10)
+
+
+def test_paired_share_difference_pairs_items_and_follows_a_moving_denominator() -> None:
+    # 20 prompts; before refuses the first 2, after the first 6: +0.2. Paired, only the 4
+    # prompts that changed vary between draws: se ~ sqrt(0.2 * 0.8 / 20) = 0.089, where two
+    # independent samples of 20 would give ~0.11.
+    ids = [f"p{i}" for i in range(20)]
+    before = {p: (int(i < 2), 1) for i, p in enumerate(ids)}
+    after = {p: (int(i < 6), 1) for i, p in enumerate(ids)}
+    result = paired_share_difference(before, after, iters=1000)
+    assert (result["before"], result["after"]) == (0.1, 0.3)
+    assert result["difference"] == pytest.approx(0.2)
+    assert result["before_counts"] == [2, 20] and result["after_counts"] == [6, 20]
+    assert result["before_ci95"] == pytest.approx(list(wilson(2, 20)))
+    assert result["after_ci95"] == pytest.approx(list(wilson(6, 20)))
+    assert 0.07 < result["bootstrap_se"] < 0.1 and result["items"] == 20
+    assert 0 < result["ci95"][0] < 0.2 < result["ci95"][1]
+    # the same answers twice: no difference, no spread
+    same = paired_share_difference(before, before, iters=200)
+    assert same["difference"] == 0 and same["bootstrap_se"] == 0 and same["ci95"] == [0, 0]
+    # a share of a subset (safety talk among compliant answers): the denominators are summed
+    talk_b = {"a": (1, 1), "b": (0, 1), "c": (0, 0)}
+    talk_a = {"a": (0, 0), "b": (1, 1), "c": (1, 1)}
+    talk = paired_share_difference(talk_b, talk_a, iters=200)
+    assert (talk["before"], talk["after"]) == (0.5, 1.0) and talk["after_counts"] == [2, 2]
+    # nobody complied after: the share and its difference are undefined, not 0
+    none = paired_share_difference(talk_b, dict.fromkeys(talk_b, (0, 0)), iters=50)
+    assert none["after"] is None and none["difference"] is None and none["ci95"] is None
+    assert none["after_ci95"] is None
+
+
+def test_paired_share_difference_refuses_unpaired_or_impossible_counts() -> None:
+    with pytest.raises(ValueError, match="different items"):
+        paired_share_difference({"a": (1, 1)}, {"b": (1, 1)})
+    with pytest.raises(ValueError, match="no items"):
+        paired_share_difference({}, {})
+    with pytest.raises(ValueError, match=r"item 'a'.*0 <= k <= n"):
+        paired_share_difference({"a": (2, 1)}, {"a": (1, 1)})

@@ -5,7 +5,8 @@ One reading for every place that reports them: ``c2-eval``'s summary after a run
 ``results_<date>.json``, :func:`refusal_runs_from_lm_eval`, :func:`refusal_table`).
 Each share is a proportion of judged answers, so its interval is the Wilson score
 interval of :mod:`cc_tasks.stats`; the unprompted-safety-talk rate is a proportion
-of the *fully compliant* answers, and its n is theirs.
+of the *fully compliant* answers, and its n is theirs. Per prompt, from the sample
+files (:func:`per_prompt_counts`): what a paired before/after comparison draws from.
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cc_tasks.errors import UsageError
+from cc_tasks.files import iter_jsonl
 from cc_tasks.judges import FULL_COMPLIANCE, FULL_REFUSAL, PARTIAL_REFUSAL
 from cc_tasks.judges.card import card_line
 from cc_tasks.provenance import PROVENANCE_KEY
 from cc_tasks.stats import wilson
 
 from .lmeval import model_label
+from .samples import task_and_date
 from .schema import finite_number
 
 FAMILY = "c2_overrefusal"
@@ -201,3 +205,70 @@ def refusal_table(runs: Sequence[RefusalRun]) -> str:
     for line in dict.fromkeys(card_line(r.judge_card) for r in runs if r.judge_card):
         notes.append(f"Judge {line}.")
     return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes)
+
+
+PromptCounts = dict[str, dict[str, dict[Any, tuple[int, int]]]]
+"""Per subtask, per share, per prompt id: ``(k, n)`` of that prompt's one judged answer."""
+
+
+def per_prompt_counts(folder: Path) -> PromptCounts:
+    """Each prompt's contribution to every share, from the sample files under ``folder``
+    (``c2-eval --log_samples``), keyed by subtask (``benign``, ``contrast``) and prompt id.
+
+    Why: the same prompts answered before and after training are paired, so their difference
+    is bootstrapped over prompts, which needs the per-prompt counts the results file sums
+    away. They come from the per-doc metrics the task scored (``process_results``), so the
+    definitions are the task's: an invalid or error verdict is ``(0, 0)`` everywhere, and
+    ``safety_talk`` is ``(talk, compliant)`` (benign only). Two sample files of one subtask
+    (two runs in one folder) are an error: which one to pair would be a guess.
+    """
+    found: dict[str, Path] = {}
+    for path in sorted(Path(folder).rglob(f"samples_{FAMILY}_*.jsonl")):
+        task, _ = task_and_date(path)
+        subtask = task.removeprefix(FAMILY + "_")
+        if subtask in found:
+            raise UsageError(
+                f"{folder}: two sample files of {task} ({found[subtask].name}, {path.name}); "
+                "keep one run per folder"
+            )
+        found[subtask] = path
+    if not found:
+        raise UsageError(f"{folder}: no {FAMILY} sample files (run c2-eval with --log_samples)")
+    counts: PromptCounts = {}
+    for subtask, path in found.items():
+        shares: dict[str, dict[Any, tuple[int, int]]] = {}
+        for number, line in iter_jsonl(path, unit="line"):
+            doc = line.get("doc") if isinstance(line, Mapping) else None
+            prompt_id = doc.get("id") if isinstance(doc, Mapping) else None
+            if prompt_id is None:
+                raise UsageError(f"{path}: line {number}: field 'doc.id': missing")
+            for name in SHARES:
+                value = line.get(name)
+                if name == "safety_talk":
+                    if value is None:
+                        continue  # the contrast subtask does not measure it
+                    pair = _pair(value, f"{path}: line {number}: field '{name}'")
+                else:
+                    pair = (
+                        (0, 0)
+                        if value is None
+                        else _pair([value, 1], f"{path}: line {number}: field '{name}'")
+                    )
+                per_prompt = shares.setdefault(name, {})
+                if prompt_id in per_prompt:
+                    raise UsageError(f"{path}: line {number}: prompt id {prompt_id!r} twice")
+                per_prompt[prompt_id] = pair
+        counts[subtask] = shares
+    return counts
+
+
+def _pair(value: Any, where: str) -> tuple[int, int]:
+    """``(k, n)`` with 0 <= k <= n <= 1 (one answer), else one line naming the field."""
+    if (
+        isinstance(value, (list, tuple))
+        and len(value) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        and 0 <= value[0] <= value[1] <= 1
+    ):
+        return int(value[0]), int(value[1])
+    raise UsageError(f"{where}: expected 0/1 counts of one answer, got {value!r}")
