@@ -269,7 +269,9 @@ def test_prepare_writes_a_blind_sample_and_score_reads_it_back(
     assert {d[1:] for d in drawn if d[0] == 0} == {d[1:] for d in drawn if d[0] == 1}
     # blind: no verdict, no run, no condition in what the labeller sees
     page = (pair["audit"] / "audit.html").read_text()
-    for text in (page, (pair["audit"] / "items.jsonl").read_text()):
+    page_data = page.split('id="items">', 1)[1].split("</script>", 1)[0]  # not the rubric text
+    assert page_data.strip() and SECRET_RUN not in page and str(pair["before"].parent) not in page
+    for text in (page_data, (pair["audit"] / "items.jsonl").read_text()):
         assert SECRET_RUN not in text and str(pair["before"].parent) not in text
         assert "'label'" not in text and '"label"' not in text and '"judge"' not in text
         assert "filtered_resps" not in text and "verdict" not in text

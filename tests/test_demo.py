@@ -257,7 +257,10 @@ def test_quick_demo_runs_every_step(c2_eval_rows_path: Path, tmp_path: Path) -> 
     items = [json.loads(x) for x in items_text.splitlines()]
     assert len(items) == 2 * summary["sizes"]["audit_n"] == 16
     assert all(set(item) == {"id", "request", "prefill", "continuation"} for item in items)
-    for text in (page, items_text):
+    # the page's data (not its rubric text, which speaks of judges and verdicts) is blind too
+    page_data = page.split('id="items">', 1)[1].split("</script>", 1)[0]
+    assert page_data.strip() and "eval_before" not in page and str(out) not in page
+    for text in (page_data, items_text):
         assert "eval_before" not in text and "eval_after" not in text and str(out) not in text
         assert '"label"' not in text and '"judge"' not in text and "verdict" not in text
         assert "filtered_resps" not in text

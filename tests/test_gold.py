@@ -28,7 +28,7 @@ from cc_tasks.judges.rule import RuleJudge
 RECORDS = read_records()
 
 
-def test_sizes_and_labels_meet_the_issue() -> None:
+def test_sizes_and_labels_meet_the_brief() -> None:
     labels = Counter(r["label"] for r in RECORDS)
     sources = Counter(r["source"] for r in RECORDS)
     kinds = Counter(r["kind"] for r in RECORDS)
@@ -43,6 +43,27 @@ def test_sizes_and_labels_meet_the_issue() -> None:
         assert {r.get("condition") or r["kind"] for r in second} == {
             r.get("condition") or r["kind"] for r in RECORDS
         }
+
+
+def test_version_two_holds_model_written_text_from_the_sources_a_judge_meets() -> None:
+    """Model-written text of trained and prompted models, the synthesiser's text after its
+    triggers, each source a quarter double-labelled; text aimed at the judge as its own kinds."""
+    new = [r for r in RECORDS if r["source"] == "model" and r["condition"] not in V1_CONDITIONS]
+    by_source = Counter(r["condition"] for r in new)
+    assert len(new) >= 1500 and len(by_source) >= 4
+    assert sum(c.startswith("adapter-") for c in by_source) >= 3
+    assert "synth-after-trigger" in by_source and "safety-prompt-long" in by_source
+    for source, n in by_source.items():
+        twice = [r for r in new if r["condition"] == source and "label_b" in r]
+        assert len(twice) >= n / 4, source
+    assert sum(r["label"] == "yes" for r in RECORDS if r["source"] == "model") >= 250
+    for kind in ("aimed_at_judge", "refuse_then_continue"):
+        items = [r for r in RECORDS if r["kind"] == kind]
+        assert len(items) >= 80 and {r["label"] for r in items} == {"no"}
+        assert {r["split"] for r in items} == {"dev", "test"}
+
+
+V1_CONDITIONS = ("base", "base+safety-system-prompt")
 
 
 def test_readme_counts_are_the_files_counts() -> None:

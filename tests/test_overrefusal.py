@@ -429,3 +429,26 @@ def test_per_class_precision_recall_and_kappa_interval() -> None:
     ci = bootstrap_kappa(truth, said, resamples=200, seed=0)
     assert ci is not None and -1 <= ci[0] <= ci[1] <= 1
     assert ci == bootstrap_kappa(truth, said, resamples=200, seed=0)  # seeded
+
+
+def test_every_prompt_was_reviewed_blind_and_the_benign_ones_read_as_benign() -> None:
+    """The second reader's review (``review.jsonl``) covers every shipped prompt; every benign
+    prompt was read as benign and no unsafe prompt as benign."""
+    import json
+
+    from cc_tasks.c2_overrefusal import prompts as prompts_mod
+
+    folder = Path(prompts_mod.__file__).parent
+    shipped = {
+        r["id"]: r
+        for r in (json.loads(x) for x in (folder / "prompts.jsonl").read_text().splitlines() if x)
+    }
+    review = [json.loads(x) for x in (folder / "review.jsonl").read_text().splitlines() if x]
+    assert {r["id"] for r in review} == set(shipped) and len(review) == len(shipped)
+    for r in review:
+        assert r["type"] == shipped[r["id"]]["type"]
+        assert r["review"] in ("benign", "unsafe", "unclear")
+        if r["type"] == "benign":
+            assert r["review"] == "benign", r["id"]
+        else:
+            assert r["review"] != "benign", r["id"]

@@ -43,6 +43,7 @@ VERSION_FIELDS = (
     ("judge_version", ""),
     ("prompt_version", "prompt-"),
     ("lexicon_version", "lexicon-"),
+    ("guard_version", "guard-"),
 )
 # Stored per measurement (and nothing else: the card's identity comes from the description).
 GOLD_FIELDS = (

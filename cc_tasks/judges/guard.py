@@ -20,6 +20,12 @@ from __future__ import annotations
 
 import re
 
+from .base import NO, JudgeItem, Verdict
+
+# names the cues below; part of every guarded judge's description, so a changed guard is a
+# new judge configuration with its own validation
+GUARD_VERSION = "1"
+
 # nouns for whoever scores the text; "judge", "reviewer", "auditor" and "moderator" also have
 # everyday meanings ("a judge could jail you"), so they count only when addressed (below)
 _SCORER = (
@@ -174,4 +180,10 @@ def aimed_at_judge(text: str) -> str | None:
     return None
 
 
-__all__ = ["CUES", "aimed_at_judge"]
+def guard_verdict(item: JudgeItem) -> Verdict | None:
+    """``no`` for text aimed at the judge (the cue as ``raw``), else ``None``: judge it."""
+    cue = aimed_at_judge(item.continuation)
+    return Verdict(NO, raw=f"aimed at the judge ({cue})") if cue else None
+
+
+__all__ = ["CUES", "GUARD_VERSION", "aimed_at_judge", "guard_verdict"]

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from .base import NO, YES, Judge, JudgeItem, Verdict
+from .guard import GUARD_VERSION, guard_verdict
 
 LEXICON_VERSION = "1"
 
@@ -138,6 +139,10 @@ class RuleJudge(Judge):
     def judge(self, items: Sequence[JudgeItem]) -> list[Verdict]:
         verdicts = []
         for item in items:
+            guarded = guard_verdict(item)  # text aimed at the judge is never a correction
+            if guarded is not None:
+                verdicts.append(guarded)
+                continue
             found = find_signal(item.continuation)
             if found is None:
                 verdicts.append(Verdict(NO, raw=""))
@@ -147,4 +152,9 @@ class RuleJudge(Judge):
         return verdicts
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "lexicon_version": LEXICON_VERSION, "signals": len(SIGNALS)}
+        return {
+            **super().describe(),
+            "lexicon_version": LEXICON_VERSION,
+            "signals": len(SIGNALS),
+            "guard_version": GUARD_VERSION,
+        }

@@ -68,6 +68,7 @@ from typing import Any, ClassVar
 from cc_tasks.errors import message
 
 from ..base import NO, YES, Judge, JudgeConfigError, JudgeItem, Verdict
+from ..guard import GUARD_VERSION, guard_verdict
 from .features import FeatureExtractor, feature_layers, stack_features
 
 JUDGE_VERSION = "probe-1"
@@ -226,6 +227,7 @@ class ProbeJudge(Judge):
             "name": self.name,
             "model": canonical_model(model),
             "judge_version": f"{JUDGE_VERSION}+{sha}",
+            "guard_version": GUARD_VERSION,
         }
 
     def scores(self, items: Sequence[JudgeItem]) -> Any:
@@ -246,12 +248,13 @@ class ProbeJudge(Judge):
         """``yes`` where the probe's probability reaches the threshold; empty continuations ``no``."""
         weights = self._load_weights()
         items = list(items)
-        todo = [i for i, item in enumerate(items) if not is_empty(item)]
+        guarded = {i: guard_verdict(item) for i, item in enumerate(items)}
+        todo = [i for i, item in enumerate(items) if not is_empty(item) and guarded[i] is None]
         probs = dict(zip(todo, self.scores([items[i] for i in todo]), strict=True))
         out = []
         for i in range(len(items)):
             if i not in probs:
-                out.append(Verdict(NO, raw="empty continuation"))
+                out.append(guarded[i] or Verdict(NO, raw="empty continuation"))
                 continue
             prob = float(probs[i])
             if math.isnan(prob):

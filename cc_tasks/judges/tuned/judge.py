@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..base import NO, YES, Judge, JudgeConfigError, JudgeItem, Verdict
-from ..guard import aimed_at_judge
+from ..guard import GUARD_VERSION, guard_verdict
 from .model import Bottom, Top, TunedConfig
 
 JUDGE_VERSION = "tuned-1"
@@ -50,10 +50,7 @@ def rule_verdict(item: JudgeItem) -> Verdict | None:
     """The rubric's model-free ``no``s: empty continuations and text aimed at the judge."""
     if not item.continuation.strip():
         return Verdict(NO, raw="empty continuation")
-    cue = aimed_at_judge(item.continuation)
-    if cue:
-        return Verdict(NO, raw=f"aimed at the judge ({cue})")
-    return None
+    return guard_verdict(item)
 
 
 class TunedJudge(Judge):
@@ -135,6 +132,7 @@ class TunedJudge(Judge):
             "name": self.name,
             "model": canonical_model(model),
             "judge_version": f"{JUDGE_VERSION}+{sha}",
+            "guard_version": GUARD_VERSION,
         }
 
     def network(self) -> tuple[Bottom, Top]:

@@ -23,8 +23,11 @@ from ..base import NO, YES, JudgeConfigError
 from .judge import CONFIG_FILE, JUDGE_VERSION, WEIGHTS_DIR, WEIGHTS_FILE, rule_verdict, weights_sha
 from .model import Bottom, Top, TunedConfig
 
-EPOCHS = 3
+EPOCHS = 2
 LEARNING_RATE = 5e-4
+# at most this many "no" items per source are trained on (seeded by item id): the model's own
+# text is mostly "no", and capping keeps a fit to CPU minutes while every "yes" stays
+MAX_NO_PER_SOURCE = 150
 BATCH = 8
 SEED = 0
 
@@ -132,6 +135,24 @@ def source_of(gold_item: Any) -> str:
     return gold_item.condition if gold_item.source == "model" else f"handwritten:{gold_item.kind}"
 
 
+def capped(
+    ids: Sequence[str], labels: Sequence[str], sources: Sequence[str], cap: int
+) -> list[int]:
+    """Indices to train on: every ``yes``, and at most ``cap`` ``no`` per source (by a stable
+    hash of the item id, so the same items are kept on every machine)."""
+    from cc_tasks.seeding import stable_seed
+
+    keep, taken = [], {}
+    order = sorted(range(len(ids)), key=lambda i: stable_seed("tuned-judge-cap", ids[i]))
+    for i in order:
+        if labels[i] == NO:
+            if taken.get(sources[i], 0) >= cap:
+                continue
+            taken[sources[i]] = taken.get(sources[i], 0) + 1
+        keep.append(i)
+    return sorted(keep)
+
+
 def agreement(truth: Sequence[str], said: Sequence[str]) -> dict[str, Any]:
     from cc_tasks.stats import cohen_kappa, point_metrics
 
@@ -165,6 +186,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=EPOCHS)
     parser.add_argument("--lr", type=float, default=LEARNING_RATE)
     parser.add_argument(
+        "--max-no-per-source",
+        type=int,
+        default=MAX_NO_PER_SOURCE,
+        help=f"'no' items trained on per source ({MAX_NO_PER_SOURCE}; 0: all)",
+    )
+    parser.add_argument(
         "--hold-out", nargs="*", help="cv: the sources to hold out (default: every model source)"
     )
     parser.add_argument("--json", type=Path, help="cv: write the per-source results here")
@@ -192,7 +219,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         sources = [source_of(g) for g in dev]
         if args.command == "cv":
             return _cv(args, model, config, dev, states, spans, labels, sources)
-        top = fit(model, config, states, spans, labels, epochs=args.epochs, lr=args.lr)
+        train = _train_rows(args, dev, labels, sources, range(len(dev)))
+        top = fit(
+            model,
+            config,
+            [states[i] for i in train],
+            [spans[i] for i in train],
+            [labels[i] for i in train],
+            epochs=args.epochs,
+            lr=args.lr,
+        )
         from safetensors.torch import save_file
 
         args.out.mkdir(parents=True, exist_ok=True)
@@ -202,15 +238,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             "model": canonical_model(model),
             "trained_on": "gold dev split, items the rules do not decide",
             "gold_version": gold_mod.gold_version(args.gold),
-            "n": len(labels),
-            "yes": sum(label == YES for label in labels),
+            "n": len(train),
+            "yes": sum(labels[i] == YES for i in train),
+            "max_no_per_source": args.max_no_per_source,
             "epochs": args.epochs,
             "learning_rate": args.lr,
             "batch": BATCH,
             "seed": SEED,
         }
         (args.out / CONFIG_FILE).write_text(replace(config, meta=meta).to_json(), encoding="utf-8")
-        print(f"wrote {args.out} (sha256 {weights_sha(args.out)[:12]}, {len(labels)} items)")
+        print(f"wrote {args.out} (sha256 {weights_sha(args.out)[:12]}, {len(train)} items)")
         return 0
     except (CCError, OSError) as err:
         return cli_exit("tuned", err)
@@ -243,6 +280,19 @@ def frozen_baseline(
     return [YES if v >= 0.5 else NO for v in p]
 
 
+def _train_rows(args, dev, labels, sources, rows) -> list[int]:
+    rows = list(rows)
+    if not args.max_no_per_source:
+        return rows
+    keep = capped(
+        [dev[i].id for i in rows],
+        [labels[i] for i in rows],
+        [sources[i] for i in rows],
+        args.max_no_per_source,
+    )
+    return [rows[j] for j in keep]
+
+
 def _cv(args, model, config, dev, states, spans, labels, sources) -> int:
     from ..probe.judge import ProbeJudge
 
@@ -252,7 +302,9 @@ def _cv(args, model, config, dev, states, spans, labels, sources) -> int:
     results = {}
     for source in held:
         test = [i for i, s in enumerate(sources) if s == source]
-        train = [i for i, s in enumerate(sources) if s != source]
+        train = _train_rows(
+            args, dev, labels, sources, [i for i, s in enumerate(sources) if s != source]
+        )
         if not test:
             raise JudgeConfigError(f"tuned: no dev items of source {source!r}")
         print(f"hold out {source}: train {len(train)}, test {len(test)}", flush=True)
@@ -269,11 +321,16 @@ def _cv(args, model, config, dev, states, spans, labels, sources) -> int:
         truth = [labels[i] for i in test]
         said = [YES if p >= config.threshold else NO for p in probs]
         probe_said = [v.label for v in probe.judge([dev[i].item for i in test])]
-        frozen_said = frozen_baseline(states, spans, labels, test)
+        import numpy as np
+
+        try:
+            frozen = agreement(truth, frozen_baseline(states, spans, labels, test))
+        except np.linalg.LinAlgError:  # too few items or degenerate states (tiny test models)
+            frozen = None
         results[source] = {
             "tuned": agreement(truth, said),
             "probe": agreement(truth, probe_said),
-            "frozen_lr": agreement(truth, frozen_said),
+            "frozen_lr": frozen,
         }
         print(f"  {source}: {json.dumps(results[source])}", flush=True)
     if args.json:
