@@ -122,3 +122,24 @@ def test_missing_or_foreign_weights_say_what_to_do(tmp_path: Path) -> None:
     (tmp_path / CONFIG_FILE).write_text(json.dumps({"split": 24, "meta": {"judge_version": "x"}}))
     with pytest.raises(JudgeConfigError, match="retrain"):
         TunedJudge(weights=str(tmp_path)).check()
+
+
+@pytest.mark.slow
+def test_the_shipped_classifier_judges_gold_items_on_the_embedded_model(
+    c2_eval_rows_path: Path,
+) -> None:
+    """The shipped weights load on the embedded model, pass their checks and judge real gold
+    items; the rules decide empty and aimed-at-the-judge text without the network."""
+    from cc_tasks.judges.gold import load_gold
+
+    judge = TunedJudge(progress=False)
+    judge.check()
+    dev = load_gold("dev", data_path=c2_eval_rows_path)
+    picked = [g for g in dev if g.kind == "correction_with_refusal_words"][:3]
+    picked += [g for g in dev if g.kind == "plain_continuation_or_offtopic"][:3]
+    picked += [g for g in dev if g.kind == "aimed_at_judge"][:2]
+    verdicts = judge.judge([g.item for g in picked])
+    assert [v.label for v in verdicts[:3]] == ["yes"] * 3  # plain corrections it trained on
+    assert [v.label for v in verdicts[3:]] == ["no"] * 5
+    assert all(v.raw.startswith("aimed at the judge") for v in verdicts[6:])
+    assert [v.raw for v in judge.judge([g.item for g in picked])] == [v.raw for v in verdicts]
