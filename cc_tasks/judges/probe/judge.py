@@ -67,8 +67,9 @@ from typing import Any, ClassVar
 
 from cc_tasks.errors import message
 
-from ..base import NO, YES, Judge, JudgeConfigError, JudgeItem, Verdict
-from ..guard import GUARD_VERSION, guard_verdict
+from ..base import NO, YES, JudgeConfigError, JudgeItem, Verdict
+from ..guard import guard_verdict
+from ..trained import TrainedJudge
 from .features import FeatureExtractor, feature_layers, stack_features
 
 JUDGE_VERSION = "probe-1"
@@ -153,10 +154,11 @@ def weights_sha(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-class ProbeJudge(Judge):
+class ProbeJudge(TrainedJudge):
     """Logistic-regression probe on the embedded model's hidden states (module docstring)."""
 
     kind: ClassVar[str] = "probe"
+    train_command: ClassVar[str] = "python -m cc_tasks.judges.probe train"
 
     def __init__(
         self,
@@ -175,23 +177,18 @@ class ProbeJudge(Judge):
         self._weights: ProbeWeights | None = None
         self._extractor: FeatureExtractor | None = None
 
-    def check(self) -> None:
-        if (
-            not isinstance(self.batch_size, int)
-            or isinstance(self.batch_size, bool)
-            or self.batch_size < 1
-        ):
-            raise JudgeConfigError(
-                f"probe: option 'batch_size' must be an integer >= 1, got {self.batch_size!r}"
-            )
-        weights = self._load_weights()
-        trained_on = weights.meta.get("model")
-        model = self.describe()["model"]
-        if trained_on and trained_on != model:
-            raise JudgeConfigError(
-                f"probe: the weights {self.weights_path} were trained on {trained_on}, not {model}; "
-                "train weights for this model with: python -m cc_tasks.judges.probe train"
-            )
+    def weights_label(self) -> str:
+        return str(self.weights_path)
+
+    def trained_on(self) -> str | None:
+        return self._load_weights().meta.get("model")
+
+    def version(self) -> str:
+        try:
+            sha = weights_sha(self.weights_path)[:12]
+        except OSError:
+            sha = "missing"
+        return f"{JUDGE_VERSION}+{sha}"
 
     def _load_weights(self) -> ProbeWeights:
         if self._weights is None:
@@ -202,33 +199,6 @@ class ProbeJudge(Judge):
                 )
             self._weights = ProbeWeights.load(self.weights_path)
         return self._weights
-
-    def model_path(self) -> str:
-        if self.model:
-            return str(self.model)
-        from cc_tasks.embedded import embedded_model_path
-
-        return embedded_model_path()
-
-    def describe(self) -> dict[str, Any]:
-        import os
-
-        from cc_tasks.embedded import MODEL_ENV, model_dir
-
-        from ..card import canonical_model
-
-        model = self.model or os.environ.get(MODEL_ENV) or str(model_dir())
-        try:
-            sha = weights_sha(self.weights_path)[:12]
-        except OSError:
-            sha = "missing"
-        return {
-            "kind": self.kind,
-            "name": self.name,
-            "model": canonical_model(model),
-            "judge_version": f"{JUDGE_VERSION}+{sha}",
-            "guard_version": GUARD_VERSION,
-        }
 
     def scores(self, items: Sequence[JudgeItem]) -> Any:
         """Probability of ``yes`` per item."""

@@ -26,10 +26,11 @@ import hashlib
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from ..base import NO, YES, Judge, JudgeConfigError, JudgeItem, Verdict
-from ..guard import GUARD_VERSION, guard_verdict
+from ..base import NO, YES, JudgeConfigError, JudgeItem, Verdict
+from ..guard import guard_verdict
+from ..trained import TrainedJudge
 from .model import Bottom, Top, TunedConfig
 
 JUDGE_VERSION = "tuned-1"
@@ -53,10 +54,11 @@ def rule_verdict(item: JudgeItem) -> Verdict | None:
     return guard_verdict(item)
 
 
-class TunedJudge(Judge):
+class TunedJudge(TrainedJudge):
     """LoRA-tuned classifier on the embedded model (module docstring)."""
 
     kind: ClassVar[str] = "tuned"
+    train_command: ClassVar[str] = "python -m cc_tasks.judges.tuned train --data FILE"
 
     def __init__(
         self,
@@ -91,49 +93,18 @@ class TunedJudge(Judge):
                 )
         return self._config
 
-    def check(self) -> None:
-        if (
-            not isinstance(self.batch_size, int)
-            or isinstance(self.batch_size, bool)
-            or self.batch_size < 1
-        ):
-            raise JudgeConfigError(
-                f"tuned: option 'batch_size' must be an integer >= 1, got {self.batch_size!r}"
-            )
-        trained_on = self._load_config().meta.get("model")
-        model = self.describe()["model"]
-        if trained_on and trained_on != model:
-            raise JudgeConfigError(
-                f"tuned: the weights in {self.weights_dir} were trained on {trained_on}, not "
-                f"{model}; train weights for this model with: python -m cc_tasks.judges.tuned train"
-            )
+    def weights_label(self) -> str:
+        return f"in {self.weights_dir}"
 
-    def model_path(self) -> str:
-        if self.model:
-            return str(self.model)
-        from cc_tasks.embedded import embedded_model_path
+    def trained_on(self) -> str | None:
+        return self._load_config().meta.get("model")
 
-        return embedded_model_path()
-
-    def describe(self) -> dict[str, Any]:
-        import os
-
-        from cc_tasks.embedded import MODEL_ENV, model_dir
-
-        from ..card import canonical_model
-
-        model = self.model or os.environ.get(MODEL_ENV) or str(model_dir())
+    def version(self) -> str:
         try:
             sha = weights_sha(self.weights_dir)[:12]
         except OSError:
             sha = "missing"
-        return {
-            "kind": self.kind,
-            "name": self.name,
-            "model": canonical_model(model),
-            "judge_version": f"{JUDGE_VERSION}+{sha}",
-            "guard_version": GUARD_VERSION,
-        }
+        return f"{JUDGE_VERSION}+{sha}"
 
     def network(self) -> tuple[Bottom, Top]:
         """The two halves, built and loaded on first use."""

@@ -220,15 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "cv":
             return _cv(args, model, config, dev, states, spans, labels, sources)
         train = _train_rows(args, dev, labels, sources, range(len(dev)))
-        top = fit(
-            model,
-            config,
-            [states[i] for i in train],
-            [spans[i] for i in train],
-            [labels[i] for i in train],
-            epochs=args.epochs,
-            lr=args.lr,
-        )
+        top = fit_rows(args, model, config, states, spans, labels, train)
         from safetensors.torch import save_file
 
         args.out.mkdir(parents=True, exist_ok=True)
@@ -280,6 +272,19 @@ def frozen_baseline(
     return [YES if v >= 0.5 else NO for v in p]
 
 
+def fit_rows(args, model, config, states, spans, labels, rows) -> Top:
+    """:func:`fit` on the items ``rows`` with the command line's epochs and learning rate."""
+    return fit(
+        model,
+        config,
+        [states[i] for i in rows],
+        [spans[i] for i in rows],
+        [labels[i] for i in rows],
+        epochs=args.epochs,
+        lr=args.lr,
+    )
+
+
 def _train_rows(args, dev, labels, sources, rows) -> list[int]:
     rows = list(rows)
     if not args.max_no_per_source:
@@ -308,15 +313,7 @@ def _cv(args, model, config, dev, states, spans, labels, sources) -> int:
         if not test:
             raise JudgeConfigError(f"tuned: no dev items of source {source!r}")
         print(f"hold out {source}: train {len(train)}, test {len(test)}", flush=True)
-        top = fit(
-            model,
-            config,
-            [states[i] for i in train],
-            [spans[i] for i in train],
-            [labels[i] for i in train],
-            epochs=args.epochs,
-            lr=args.lr,
-        )
+        top = fit_rows(args, model, config, states, spans, labels, train)
         probs = predict(top, [states[i] for i in test], [spans[i] for i in test])
         truth = [labels[i] for i in test]
         said = [YES if p >= config.threshold else NO for p in probs]
