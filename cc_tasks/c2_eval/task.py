@@ -14,7 +14,7 @@ import functools
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, ClassVar, NoReturn
 
 from lm_eval.api.filter import FilterEnsemble
 from lm_eval.api.task import ConfigurableTask
@@ -40,22 +40,37 @@ NOT_A_PROMPT = (
 )
 
 
-class C2EvalTask(ConfigurableTask):
-    """A C²-EVAL subtask: lm-eval's ConfigurableTask plus the run's :class:`RunOptions`."""
+class RunTask(ConfigurableTask):
+    """lm-eval's ConfigurableTask with the run's :class:`RunOptions` (one object per run:
+    options.py), built from the config's metadata before lm-eval sees the config; a project
+    input error ends lm-eval's own command line with one line (:func:`fail`)."""
 
+    family: ClassVar[str] = ""
     options: RunOptions
 
     def __init__(self, config: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
         try:
-            cfg = self._configure(dict(config or {}))
-            super().__init__(config=cfg, **kwargs)
+            cfg = dict(config or {})
+            cfg.pop("class", None)
+            metadata = dict(cfg.get("metadata") or {})
+            self.options = task_options(metadata)  # takes this run's private keys out
+            cfg["metadata"] = metadata
+            super().__init__(config=self._configure(cfg), **kwargs)
         except CCError as err:
-            _fail(err)
+            fail(err, self.family)
 
     def _configure(self, cfg: dict[str, Any]) -> dict[str, Any]:
-        cfg.pop("class", None)
-        metadata = dict(cfg.get("metadata") or {})
-        self.options = options = task_options(metadata)  # one object per run: options.py
+        """The task's own config changes (a subclass's job)."""
+        return cfg
+
+
+class C2EvalTask(RunTask):
+    """A C²-EVAL subtask: lm-eval's ConfigurableTask plus the run's :class:`RunOptions`."""
+
+    family: ClassVar[str] = "c2_eval"
+
+    def _configure(self, cfg: dict[str, Any]) -> dict[str, Any]:
+        options = self.options
         judge = options.built_judge  # fail fast, before generation
         cfg["repeats"] = options.paths
         if options.paths > 1:
@@ -86,7 +101,10 @@ class C2EvalTask(ConfigurableTask):
         base = cfg.get("process_results") or process_results
         cfg["process_results"] = functools.partial(base, strict=options.strict, pooled=pooled)
         # Provenance rides in the task metadata: lm-eval writes it to the results file's configs.
-        cfg["metadata"] = {**metadata, PROVENANCE_KEY: run_provenance(options, judge)}
+        cfg["metadata"] = {
+            **(cfg.get("metadata") or {}),
+            PROVENANCE_KEY: run_provenance(options, judge),
+        }
         return cfg
 
     def download(self, dataset_kwargs: dict[str, Any] | None = None, **kwargs: Any) -> None:
@@ -115,22 +133,23 @@ class C2EvalTask(ConfigurableTask):
             for instance in self._instances or ():
                 check_rendered(instance.args[0], instance.doc)
         except CCError as err:
-            _fail(err)
-        self._record_run(kwargs.get("limit"))
-
-    def _record_run(self, limit: Any) -> None:
-        """Add what is known only now to the provenance block: the final generation settings
-        (after ``--gen_kwargs``), ``--limit`` and the rows actually evaluated."""
-        metadata = self.config.metadata if isinstance(self.config.metadata, dict) else {}
-        block = metadata.get(PROVENANCE_KEY)
-        if not isinstance(block, dict):
-            return
-        block["generation"] = dict(self.config.generation_kwargs or {})
-        block["limit"] = limit
-        block["rows_evaluated"] = len({instance.doc_id for instance in self._instances or ()})
+            fail(err, "c2_eval")
+        record_run(self, kwargs.get("limit"))
 
 
-def _fail(err: CCError) -> NoReturn:
+def record_run(task: ConfigurableTask, limit: Any) -> None:
+    """Add what is known only once requests are built to a task's provenance block: the final
+    generation settings (after ``--gen_kwargs``), ``--limit`` and the rows actually evaluated."""
+    metadata = task.config.metadata if isinstance(task.config.metadata, dict) else {}
+    block = metadata.get(PROVENANCE_KEY)
+    if not isinstance(block, dict):
+        return
+    block["generation"] = dict(task.config.generation_kwargs or {})
+    block["limit"] = limit
+    block["rows_evaluated"] = len({instance.doc_id for instance in task._instances or ()})
+
+
+def fail(err: CCError, task_name: str) -> NoReturn:
     """Raise ``err``; but end lm-eval's own command line with one line instead of a traceback.
 
     Seam: lm-eval's command line prints a traceback for anything a task raises. When this
@@ -144,7 +163,7 @@ def _fail(err: CCError) -> NoReturn:
         "lm-eval",
         "lm_eval",
     ):
-        print(f"c2_eval: error: {message(err)}", file=sys.stderr)
+        print(f"{task_name}: error: {message(err)}", file=sys.stderr)
         raise SystemExit(exit_code(err)) from None
     raise err
 

@@ -10,18 +10,16 @@ prompt string says nothing about a chat model's refusals).
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, ClassVar
 
 from lm_eval.api.filter import FilterEnsemble
-from lm_eval.api.task import ConfigurableTask
 
-from cc_tasks.c2_eval.options import RunOptions, task_options
+from cc_tasks.c2_eval.options import RunOptions
+from cc_tasks.c2_eval.task import RunTask, fail, record_run
 from cc_tasks.c2_overrefusal import prompts
 from cc_tasks.c2_overrefusal.utils import FILTER_NAME, RefusalJudgeFilter
-from cc_tasks.errors import CCError, UsageError, exit_code, message
+from cc_tasks.errors import UsageError
 from cc_tasks.judges import Judge
 from cc_tasks.judges.card import judge_card
 from cc_tasks.provenance import PROJECT, PROVENANCE_KEY, file_sha256, project_version
@@ -50,22 +48,13 @@ def check_run(options: RunOptions) -> Judge:
     return options.built_refusal_judge
 
 
-class OverRefusalTask(ConfigurableTask):
+class OverRefusalTask(RunTask):
     """One over-refusal subtask (``benign`` or ``contrast``)."""
 
-    options: RunOptions
-
-    def __init__(self, config: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
-        try:
-            cfg = self._configure(dict(config or {}))
-            super().__init__(config=cfg, **kwargs)
-        except CCError as err:
-            _fail(err)
+    family: ClassVar[str] = "c2_overrefusal"
 
     def _configure(self, cfg: dict[str, Any]) -> dict[str, Any]:
-        cfg.pop("class", None)
-        metadata = dict(cfg.get("metadata") or {})
-        self.options = options = task_options(metadata)
+        options = self.options
         self.source = prompts.source_of(options.overrefusal_data)
         judge = check_run(options)  # fail fast, before generation
         cfg["filter_list"] = [
@@ -77,7 +66,7 @@ class OverRefusalTask(ConfigurableTask):
             "subset": (cfg.get("dataset_kwargs") or {}).get("subset"),
             "judge_card": judge_card(judge),
         }
-        cfg["metadata"] = {**metadata, PROVENANCE_KEY: block}
+        cfg["metadata"] = {**(cfg.get("metadata") or {}), PROVENANCE_KEY: block}
         return cfg
 
     def download(self, dataset_kwargs: dict[str, Any] | None = None, **kwargs: Any) -> None:
@@ -96,25 +85,6 @@ class OverRefusalTask(ConfigurableTask):
 
     def build_all_requests(self, **kwargs: Any) -> None:
         if not kwargs.get("apply_chat_template") or kwargs.get("chat_template") is None:
-            _fail(UsageError(NO_CHAT_TEMPLATE))
+            fail(UsageError(NO_CHAT_TEMPLATE), "c2_overrefusal")
         super().build_all_requests(**kwargs)
-        metadata = self.config.metadata if isinstance(self.config.metadata, dict) else {}
-        block = metadata.get(PROVENANCE_KEY)
-        if isinstance(block, dict):
-            block["generation"] = dict(self.config.generation_kwargs or {})
-            block["limit"] = kwargs.get("limit")
-            block["rows_evaluated"] = len({i.doc_id for i in self._instances or ()})
-
-
-def _fail(err: CCError) -> NoReturn:
-    """Raise ``err``; under lm-eval's own command line end with one line and the exit code
-    instead of a traceback (as the C²-EVAL task does)."""
-    main = sys.modules.get("__main__")
-    spec = getattr(main, "__spec__", None)
-    if getattr(spec, "name", None) == "lm_eval.__main__" or Path(sys.argv[0]).name in (
-        "lm-eval",
-        "lm_eval",
-    ):
-        print(f"c2_overrefusal: error: {message(err)}", file=sys.stderr)
-        raise SystemExit(exit_code(err)) from None
-    raise err
+        record_run(self, kwargs.get("limit"))
