@@ -163,20 +163,41 @@ def test_missing_weights_and_bad_options(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- the shipped probe
+V1_CONDITIONS = ("base", "base+safety-system-prompt")
+V1_KINDS = (
+    "correction_with_refusal_words",
+    "correction_without_refusal_words",
+    "refusal_words_inside_continued_harm",
+    "plain_continuation_or_offtopic",
+)
+
+
 @pytest.mark.slow
-def test_shipped_probe_on_the_gold_dev_split(c2_eval_rows_path: Path) -> None:
+def test_shipped_probe_on_the_gold_dev_split(c2_eval_rows_path: Path, tmp_path: Path) -> None:
     """The shipped weights on the embedded model: agreement on dev, determinism, reproducible fit.
 
-    The weights were trained on dev, so the floor (0.9; grouped CV gave 0.96) catches a broken
-    feature extractor, stale weights or a changed model, not generalisation (that is the test
-    split's job, measured once with ``c2-judge validate --split test``).
+    The weights were trained on the dev split of the gold set's version 1 (its base-model
+    continuations and four hand-written kinds), so the floor (0.9; grouped CV gave 0.96) on those
+    items catches a broken feature extractor, stale weights or a changed model, not
+    generalisation (that is the test split's job, measured with ``c2-judge validate``).
     """
     from cc_tasks.embedded import embedded_model_path
-    from cc_tasks.judges.gold import load_gold
+    from cc_tasks.judges.gold import load_gold, read_records
     from cc_tasks.stats import cohen_kappa
 
     shipped = ProbeWeights.load(probe_judge.WEIGHTS_PATH)
-    gold = [g for g in load_gold("dev", data_path=c2_eval_rows_path) if g.continuation.strip()]
+    version_1 = [
+        r
+        for r in read_records()
+        if (r["source"] == "model" and r["condition"] in V1_CONDITIONS) or r["kind"] in V1_KINDS
+    ]
+    v1_file = tmp_path / "gold_v1.jsonl"
+    v1_file.write_text("".join(json.dumps(r) + "\n" for r in version_1), encoding="utf-8")
+    gold = [
+        g
+        for g in load_gold("dev", data_path=c2_eval_rows_path, gold_path=v1_file)
+        if g.continuation.strip()
+    ]
     extractor = FeatureExtractor(embedded_model_path(), feature_layers(shipped.features))
     pooled = extractor.pooled([g.item for g in gold])
     probs = shipped.probabilities(pooled)
